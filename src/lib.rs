@@ -1,0 +1,22 @@
+//! kpki: a certificate authority and PKI manager for Kubernetes clusters built by hand.
+//!
+//! Data flows one way: the [`inventory`] and the [`profile`]s make [`plan`]s; [`issue`]
+//! turns plans into keys and certificates with [`pki`] and keeps them in the [`store`].
+//! The [`cli`] layer only describes arguments; [`commands`] is the one place that reads
+//! the environment, the clock and the terminal, and prints. Nothing below `commands`
+//! imports clap or prints.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod inventory;
+pub mod issue;
+pub mod pki;
+pub mod plan;
+pub mod profile;
+pub mod source;
+pub mod span;
+pub mod store;
+
+pub use error::{Error, Result};

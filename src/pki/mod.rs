@@ -1,0 +1,106 @@
+//! X.509 mechanics: keys, certificates, CSRs and their summaries. No file system, no
+//! printing, no clock: times come in as arguments.
+
+mod csr;
+mod inspect;
+mod issue;
+mod keys;
+pub mod pem;
+
+use std::fmt;
+use std::net::IpAddr;
+
+pub use csr::{parse_csr, CsrInfo};
+pub use inspect::{fingerprint, rfc3339, summarize, CertSummary, KeyInfo};
+pub use issue::{new_ca, sign, CaSpec, LeafSpec, Signer};
+pub use keys::{load_private_pem, private_pem, KeyAlgorithm, ALGORITHM_NAMES};
+
+/// Errors from X.509 work.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("cannot generate a {0} key: {1}")]
+    KeyGeneration(&'static str, String),
+    #[error("cannot read private key: {0}")]
+    BadKey(String),
+    #[error("cannot build the certificate: {0}")]
+    Build(String),
+    #[error("not a certificate: {0}")]
+    BadCertificate(String),
+    #[error("not a certificate signing request: {0}")]
+    BadCsr(String),
+    #[error(
+        "the CSR's signature does not verify: it was altered, or not made with the key it carries"
+    )]
+    CsrSignature,
+    #[error("the CSR's key is too weak: {0}")]
+    WeakKey(String),
+    #[error("the CSR's key type is not accepted: {0}")]
+    UnsupportedKey(String),
+}
+
+/// A subject alternative name.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(untagged)]
+pub enum San {
+    Ip(IpAddr),
+    Dns(String),
+}
+
+impl San {
+    /// An IP SAN when `s` is an address, a DNS SAN otherwise.
+    pub fn parse(s: &str) -> Result<San, String> {
+        let s = s.trim();
+        let s = s
+            .strip_prefix("IP:")
+            .or_else(|| s.strip_prefix("DNS:"))
+            .unwrap_or(s);
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(San::Ip(ip));
+        }
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').enumerate().all(|(i, l)| {
+                (i == 0 && l == "*")
+                    || (!l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-'))
+            });
+        if ok {
+            Ok(San::Dns(s.to_ascii_lowercase()))
+        } else {
+            Err(format!("'{s}' is neither an IP address nor a DNS name"))
+        }
+    }
+}
+
+impl fmt::Display for San {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+            San::Dns(d) => write!(f, "DNS:{d}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn san_kinds() {
+        assert_eq!(
+            San::parse("127.0.0.1").unwrap(),
+            San::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            San::parse("DNS:Etcd01.example.com").unwrap(),
+            San::Dns("etcd01.example.com".into())
+        );
+        assert!(San::parse("bad name").is_err());
+        assert!(San::parse("a..b").is_err());
+    }
+}

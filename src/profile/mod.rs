@@ -1,0 +1,544 @@
+//! Profiles: what a certificate (or key pair) for one purpose looks like, as data.
+//!
+//! A profile file is strict TOML (`profiles/*.toml` are built in and embedded; a user's
+//! profile directory adds to or overrides them by file name). It is turned into a typed
+//! [`Profile`] once, at load, so template mistakes are reported against the profile file.
+
+mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use template::{Template, Var};
+
+use crate::inventory::Role;
+use crate::pki::KeyAlgorithm;
+use crate::source::{self, Located};
+use crate::span::Span;
+
+/// The built-in profiles, embedded from `profiles/`.
+const BUILTIN: &[(&str, &str)] = &[
+    ("etcd-peer", include_str!("../../profiles/etcd-peer.toml")),
+    (
+        "etcd-client",
+        include_str!("../../profiles/etcd-client.toml"),
+    ),
+    ("apiserver", include_str!("../../profiles/apiserver.toml")),
+    (
+        "apiserver-kubelet-client",
+        include_str!("../../profiles/apiserver-kubelet-client.toml"),
+    ),
+    ("kubelet", include_str!("../../profiles/kubelet.toml")),
+    (
+        "kubelet-serving",
+        include_str!("../../profiles/kubelet-serving.toml"),
+    ),
+    ("kube-proxy", include_str!("../../profiles/kube-proxy.toml")),
+    (
+        "controller-manager",
+        include_str!("../../profiles/controller-manager.toml"),
+    ),
+    ("scheduler", include_str!("../../profiles/scheduler.toml")),
+    ("admin", include_str!("../../profiles/admin.toml")),
+    (
+        "front-proxy-client",
+        include_str!("../../profiles/front-proxy-client.toml"),
+    ),
+    (
+        "service-account",
+        include_str!("../../profiles/service-account.toml"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{0}")]
+    Invalid(Located),
+    #[error("cannot read profile directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown profile '{name}'")]
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
+}
+
+impl ProfileError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProfileError::Invalid(l) => l.hint.clone(),
+            ProfileError::ReadDir { .. } => None,
+            ProfileError::Unknown { suggestion, .. } => Some(match suggestion {
+                Some(s) => format!("did you mean '{s}'? `kpki profiles list` shows them all"),
+                None => "`kpki profiles list` shows the profiles".into(),
+            }),
+        }
+    }
+}
+
+/// The logical CA that signs a profile. A single-CA store maps all three to its root;
+/// a kubeadm-style store keeps one CA for each.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaRole {
+    Kubernetes,
+    Etcd,
+    FrontProxy,
+}
+
+impl CaRole {
+    pub const ALL: [CaRole; 3] = [CaRole::Kubernetes, CaRole::Etcd, CaRole::FrontProxy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CaRole::Kubernetes => "kubernetes",
+            CaRole::Etcd => "etcd",
+            CaRole::FrontProxy => "front-proxy",
+        }
+    }
+}
+
+impl fmt::Display for CaRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether a profile is issued once per matching node, or once for the whole cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Node,
+    Cluster,
+}
+
+/// Extended key usages kpki issues.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+pub enum Eku {
+    #[serde(rename = "serverAuth")]
+    ServerAuth,
+    #[serde(rename = "clientAuth")]
+    ClientAuth,
+}
+
+impl fmt::Display for Eku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Eku::ServerAuth => "serverAuth",
+            Eku::ClientAuth => "clientAuth",
+        })
+    }
+}
+
+/// Where and how a file is installed on a node.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallFile {
+    pub path: String,
+    #[serde(default = "root")]
+    pub owner: String,
+    #[serde(default = "root")]
+    pub group: String,
+    pub mode: u32,
+}
+
+fn root() -> String {
+    "root".into()
+}
+
+impl InstallFile {
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// What a certificate profile puts in the certificate.
+#[derive(Clone, Debug)]
+pub struct CertSpec {
+    pub ca: CaRole,
+    pub validity: Span,
+    pub cn: Template,
+    pub o: Vec<Template>,
+    pub sans: Vec<Template>,
+    pub ext_key_usage: Vec<Eku>,
+    pub cert: InstallFile,
+    pub ca_file: InstallFile,
+    /// Append the CA to the certificate file (the guides do so for etcd and the apiserver).
+    pub append_ca: bool,
+}
+
+/// What a profile produces.
+#[derive(Clone, Debug)]
+pub enum Body {
+    Certificate(CertSpec),
+    /// A bare key pair, such as the service-account signing key.
+    KeyPair {
+        public: InstallFile,
+    },
+}
+
+/// Where a profile came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    File(PathBuf),
+}
+
+/// A validated profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub scope: Scope,
+    pub roles: BTreeSet<Role>,
+    pub key: KeyAlgorithm,
+    pub key_file: InstallFile,
+    pub body: Body,
+    pub origin: Origin,
+    /// The TOML the profile was read from, for `kpki profiles show`.
+    pub text: String,
+}
+
+impl Profile {
+    pub fn cert_spec(&self) -> Option<&CertSpec> {
+        match &self.body {
+            Body::Certificate(c) => Some(c),
+            Body::KeyPair { .. } => None,
+        }
+    }
+
+    pub fn applies_to(&self, roles: &BTreeSet<Role>) -> bool {
+        !self.roles.is_disjoint(roles)
+    }
+
+    /// Parses one profile file.
+    pub fn parse(name: &str, path: &Path, text: &str, origin: Origin) -> Result<Profile, Located> {
+        let raw: RawProfile =
+            toml::from_str(text).map_err(|e| source::toml_error(path, text, &e, "profile"))?;
+        let err =
+            |off: usize, msg: String, hint: &str| source::at(path, text, off, msg, Some(hint));
+        let tpl = |s: &Spanned<String>, single: bool| {
+            Template::parse(s.get_ref(), single).map_err(|m| {
+                err(
+                    s.span().start,
+                    m,
+                    "see `kpki profiles show etcd-peer` for the placeholders in use",
+                )
+            })
+        };
+        let check_install = |f: &InstallFile, what: &str| {
+            if !f.path.starts_with('/') || f.path.ends_with('/') || f.path.contains("/../") {
+                return Err(err(
+                    0,
+                    format!(
+                        "install.{what}.path '{}' is not an absolute file path",
+                        f.path
+                    ),
+                    "write it like /etc/ssl/etcd/etcd.crt",
+                ));
+            }
+            if f.mode > 0o7777 {
+                return Err(err(
+                    0,
+                    format!("install.{what}.mode {:o} is not a file mode", f.mode),
+                    "write modes as TOML octal, such as 0o600",
+                ));
+            }
+            Ok(())
+        };
+        let install = raw.install;
+        check_install(&install.key, "key")?;
+        if install.key.mode & 0o077 != 0 {
+            return Err(err(
+                0,
+                format!(
+                    "install.key.mode {:o} lets others read the private key",
+                    install.key.mode
+                ),
+                "private keys are installed 0o600 (or 0o400)",
+            ));
+        }
+        let roles: BTreeSet<Role> = raw.roles.into_iter().collect();
+        let body = match raw.kind {
+            Kind::Certificate => {
+                let (Some(subject), Some(cert), Some(ca_file)) =
+                    (raw.subject, install.cert, install.ca)
+                else {
+                    return Err(err(
+                        0,
+                        "a certificate profile needs [subject], [install.cert] and [install.ca]"
+                            .into(),
+                        "add the missing tables, as in `kpki profiles show etcd-peer`",
+                    ));
+                };
+                check_install(&cert, "cert")?;
+                check_install(&ca_file, "ca")?;
+                let Some(ca) = raw.ca else {
+                    return Err(err(0, "a certificate profile needs ca = \"kubernetes\" | \"etcd\" | \"front-proxy\"".into(), "name the CA that signs it"));
+                };
+                let Some(validity) = raw.validity else {
+                    return Err(err(
+                        0,
+                        "a certificate profile needs a validity, such as \"1y\"".into(),
+                        "add validity = \"1y\"",
+                    ));
+                };
+                if raw.ext_key_usage.is_empty() {
+                    return Err(err(
+                        0,
+                        "ext_key_usage is empty".into(),
+                        "list serverAuth, clientAuth or both",
+                    ));
+                }
+                let cn = tpl(&subject.cn, true)?;
+                let o = subject
+                    .o
+                    .iter()
+                    .map(|s| tpl(s, true))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sans = raw
+                    .sans
+                    .iter()
+                    .map(|s| tpl(s, false))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if raw.scope == Scope::Cluster {
+                    if let Some(s) = raw
+                        .sans
+                        .iter()
+                        .chain(std::iter::once(&subject.cn))
+                        .find(|s| {
+                            Template::parse(s.get_ref(), false)
+                                .map(|t| t.needs_node())
+                                .unwrap_or(false)
+                        })
+                    {
+                        return Err(err(s.span().start, format!("'{}' names the node, but the profile is issued once for the cluster", s.get_ref()), "use scope = \"node\", or drop the {node.*} placeholder"));
+                    }
+                }
+                Body::Certificate(CertSpec {
+                    ca,
+                    validity,
+                    cn,
+                    o,
+                    sans,
+                    ext_key_usage: raw.ext_key_usage,
+                    cert,
+                    ca_file,
+                    append_ca: raw.append_ca,
+                })
+            }
+            Kind::KeyPair => {
+                let Some(public) = install.public else {
+                    return Err(err(
+                        0,
+                        "a keypair profile needs [install.public]".into(),
+                        "add [install.public] with path and mode",
+                    ));
+                };
+                check_install(&public, "public")?;
+                Body::KeyPair { public }
+            }
+        };
+        Ok(Profile {
+            name: name.to_owned(),
+            description: raw.description,
+            scope: raw.scope,
+            roles,
+            key: raw.key,
+            key_file: install.key,
+            body,
+            origin,
+            text: text.to_owned(),
+        })
+    }
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Certificate,
+    KeyPair,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    description: String,
+    #[serde(default = "cert_kind")]
+    kind: Kind,
+    ca: Option<CaRole>,
+    scope: Scope,
+    roles: Vec<Role>,
+    validity: Option<Span>,
+    key: KeyAlgorithm,
+    #[serde(default)]
+    sans: Vec<Spanned<String>>,
+    #[serde(default)]
+    ext_key_usage: Vec<Eku>,
+    #[serde(default)]
+    append_ca: bool,
+    subject: Option<RawSubject>,
+    install: RawInstall,
+}
+
+fn cert_kind() -> Kind {
+    Kind::Certificate
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubject {
+    cn: Spanned<String>,
+    #[serde(default)]
+    o: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstall {
+    cert: Option<InstallFile>,
+    key: InstallFile,
+    ca: Option<InstallFile>,
+    public: Option<InstallFile>,
+}
+
+/// The profiles in force: the built-in set, overridden or extended by a user directory.
+#[derive(Clone, Debug)]
+pub struct Profiles {
+    by_name: BTreeMap<String, Profile>,
+}
+
+impl Profiles {
+    /// The built-in profiles only.
+    pub fn builtin() -> Profiles {
+        let by_name = BUILTIN
+            .iter()
+            .map(|(name, text)| {
+                let path = PathBuf::from(format!("profiles/{name}.toml"));
+                let p = Profile::parse(name, &path, text, Origin::Builtin)
+                    .unwrap_or_else(|e| panic!("built-in profile is invalid: {e}"));
+                (name.to_string(), p)
+            })
+            .collect();
+        Profiles { by_name }
+    }
+
+    /// Built-in profiles plus every `*.toml` in `dir` (a missing directory adds nothing).
+    pub fn load(dir: Option<&Path>) -> Result<Profiles, ProfileError> {
+        let mut p = Profiles::builtin();
+        let Some(dir) = dir else { return Ok(p) };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+            Err(source) => {
+                return Err(ProfileError::ReadDir {
+                    path: dir.into(),
+                    source,
+                })
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_owned();
+            let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::ReadDir {
+                path: path.clone(),
+                source,
+            })?;
+            if crate::inventory::NodeName::parse(&name).is_err() {
+                return Err(ProfileError::Invalid(source::at(
+                    &path,
+                    &text,
+                    0,
+                    format!("profile file name '{name}' is not a valid profile name"),
+                    Some("name profile files like my-profile.toml"),
+                )));
+            }
+            let profile = Profile::parse(&name, &path, &text, Origin::File(path.clone()))
+                .map_err(ProfileError::Invalid)?;
+            p.by_name.insert(name, profile);
+        }
+        Ok(p)
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Profile, ProfileError> {
+        self.by_name.get(name).ok_or_else(|| ProfileError::Unknown {
+            name: name.to_owned(),
+            suggestion: self
+                .by_name
+                .keys()
+                .min_by_key(|k| edit_distance(k, name))
+                .filter(|k| edit_distance(k, name) <= 3)
+                .cloned(),
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Profile> {
+        self.by_name.values()
+    }
+}
+
+/// Levenshtein distance, for "did you mean" on profile names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse() {
+        let p = Profiles::builtin();
+        assert_eq!(p.iter().count(), BUILTIN.len());
+        let e = p.get("etcd-per").unwrap_err();
+        assert_eq!(
+            e.hint().unwrap(),
+            "did you mean 'etcd-peer'? `kpki profiles list` shows them all"
+        );
+    }
+
+    #[test]
+    fn unknown_placeholder_points_at_line() {
+        let text = Profiles::builtin()
+            .get("etcd-peer")
+            .unwrap()
+            .text
+            .replace("{node.fqdn}", "{node.fdqn}");
+        let e = Profile::parse("x", Path::new("x.toml"), &text, Origin::Builtin).unwrap_err();
+        assert!(
+            e.message.contains("unknown placeholder '{node.fdqn}'"),
+            "{e}"
+        );
+        assert!(e.line > 1);
+    }
+}
