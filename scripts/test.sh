@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Debian/Ubuntu, as root), then runs the
+# whole test suite. As a non-root user, install the packages it names first:
+#   sudo apt-get install -y openssl etcd-server etcd-client haproxy openssh-server gnutls-bin
+#   (and kubernetes-client when no kubectl is on the PATH)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+# A preinstalled kubectl conflicts with Debian's kubernetes-client: only add it when missing.
+command -v kubectl >/dev/null || need+=(kubernetes-client)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]}" >&2
+    echo "run: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+cargo test --locked "$@"
