@@ -28,7 +28,6 @@ pub fn parse_csr(der: &[u8]) -> Result<CsrInfo, PkiError> {
     if !rest.is_empty() {
         return Err(PkiError::BadCsr("trailing bytes after the CSR".into()));
     }
-    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
     let key = inspect::key_info(spki);
@@ -56,6 +55,9 @@ pub fn parse_csr(der: &[u8]) -> Result<CsrInfo, PkiError> {
             )))
         }
     }
+    // Key strength first: ring will not even verify a signature made with RSA-1024, and
+    // "too weak" is the useful message there.
+    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     let mut requested_sans = Vec::new();
     let mut requests_ca = false;
     if let Some(exts) = csr.requested_extensions() {

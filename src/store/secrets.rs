@@ -131,8 +131,11 @@ impl Keyring {
                 let plain = decrypt_with(wrapped, &id as &dyn age::Identity)
                     .map_err(|_| SecretError::WrongPassphrase)?;
                 let text = std::str::from_utf8(&plain).map_err(|_| SecretError::WrongPassphrase)?;
-                let id = age::x25519::Identity::from_str(text.trim())
-                    .map_err(|_| SecretError::WrongPassphrase)?;
+                let id = text
+                    .lines()
+                    .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+                    .and_then(|l| age::x25519::Identity::from_str(l.trim()).ok())
+                    .ok_or(SecretError::WrongPassphrase)?;
                 vec![id]
             }
         };

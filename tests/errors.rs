@@ -1,0 +1,375 @@
+//! Bad input gets one clear line naming what and where (and the fix), a non-zero exit,
+//! and a store left byte-for-byte as it was.
+
+mod support;
+
+use support::{snapshot, TestEnv};
+
+fn one_line(err: &str) {
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("kpki: error: "), "{err}");
+}
+
+#[test]
+fn missing_store() {
+    let env = TestEnv::new();
+    let err = env.fails(&["issue", "--profile", "etcd-peer", "--node", "etcd01"], 1);
+    one_line(&err);
+    assert!(err.contains("no kpki store at pki"), "{err}");
+    assert!(err.contains("hint: create one with `kpki init`"), "{err}");
+    assert!(!env.store().exists());
+}
+
+#[test]
+fn wrong_identity_and_unknown_profile() {
+    let env = TestEnv::new();
+    env.init();
+    let other = TestEnv::new();
+    other.init();
+    let before = snapshot(&env.store());
+    let id = other.identity();
+    let err = env.fails(
+        &[
+            "issue",
+            "--profile",
+            "etcd-peer",
+            "--node",
+            "etcd01",
+            "--identity",
+            id.to_str().unwrap(),
+        ],
+        1,
+    );
+    one_line(&err);
+    assert!(
+        err.contains("is not one of this store's recipients"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.store()), before);
+
+    let err = env.fails(&["issue", "--profile", "etcd-per", "--node", "etcd01"], 1);
+    one_line(&err);
+    assert!(
+        err.contains("unknown profile 'etcd-per'; hint: did you mean 'etcd-peer'?"),
+        "{err}"
+    );
+    let err = env.fails(&["issue", "--profile", "etcd-peer", "--node", "etcd1"], 1);
+    assert!(
+        err.contains("node 'etcd1' is not in the inventory"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.store()), before);
+
+    // A node whose roles the profile is not for: refused by policy.
+    let err = env.fails(
+        &["issue", "--profile", "etcd-peer", "--node", "worker01"],
+        2,
+    );
+    assert!(
+        err.contains("profile etcd-peer is for etcd nodes; worker01 has roles worker"),
+        "{err}"
+    );
+    // An identity file others can read is refused.
+    let loose = env.path().join("loose.txt");
+    std::fs::copy(env.identity(), &loose).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&loose).unwrap().permissions(),
+        0o644,
+    );
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let err = env.fails(
+        &[
+            "issue",
+            "--profile",
+            "etcd-peer",
+            "--node",
+            "etcd01",
+            "--identity",
+            loose.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("readable by others") && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.store()), before);
+}
+
+#[test]
+fn passphrase_store() {
+    let env = TestEnv::new();
+    let o = env
+        .kpki()
+        .args(["init", "--passphrase"])
+        .env("KPKI_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !env.identity().exists(),
+        "no identity file for a passphrase store"
+    );
+    let before = snapshot(&env.store());
+    let o = env
+        .kpki()
+        .args(["issue", "--profile", "etcd-peer", "--node", "etcd01"])
+        .env("KPKI_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    one_line(&err);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert_eq!(snapshot(&env.store()), before);
+    // No terminal and no KPKI_PASSPHRASE: a clear line, not a hang.
+    let o = env
+        .kpki()
+        .args(["issue", "--profile", "etcd-peer", "--node", "etcd01"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("set KPKI_PASSPHRASE"), "{err}");
+    // The right one works, for several certificates with one unlock.
+    let o = env
+        .kpki()
+        .args(["issue", "--profile", "kubelet", "--all"])
+        .env("KPKI_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+const GOOD: &str = r#"[cluster]
+name = "t"
+domain = "example.com"
+service_cidr = "10.3.0.0/24"
+cluster_domain = "cluster.local"
+pod_cidr = "10.2.0.0/16"
+
+[[nodes]]
+name = "etcd01"
+fqdn = "etcd01.example.com"
+ip = "192.168.0.1"
+roles = ["etcd"]
+
+[[nodes]]
+name = "etcd02"
+fqdn = "etcd02.example.com"
+ip = "192.168.0.2"
+roles = ["etcd"]
+"#;
+
+#[test]
+fn invalid_inventories() {
+    let env = TestEnv::new();
+    env.init();
+    let before = snapshot(&env.store());
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "bad ip",
+            GOOD.replace("192.168.0.2", "192.168.0.256"),
+            "inv.toml:17:6: invalid IP address syntax",
+        ),
+        (
+            "bad cidr",
+            GOOD.replace("10.3.0.0/24", "10.3.0.0/40"),
+            "inv.toml:4:16: prefix /40 in '10.3.0.0/40' is longer than the address",
+        ),
+        (
+            "host bits",
+            GOOD.replace("10.2.0.0/16", "10.2.0.1/16"),
+            "has host bits set; did you mean 10.2.0.0/16?",
+        ),
+        (
+            "duplicate name",
+            GOOD.replace("\"etcd02\"", "\"etcd01\""),
+            "inv.toml:15:8: duplicate node name etcd01 (already used on line 9)",
+        ),
+        (
+            "duplicate ip",
+            GOOD.replace("192.168.0.2", "192.168.0.1"),
+            "inv.toml:17:6: duplicate node ip 192.168.0.1 (already used by etcd01 on line 11)",
+        ),
+        (
+            "unknown role",
+            GOOD.replacen("[\"etcd\"]", "[\"ectd\"]", 1),
+            "inv.toml:12:10: unknown variant `ectd`, expected one of `etcd`, `master`, `worker`",
+        ),
+        (
+            "missing field",
+            GOOD.replacen("fqdn = \"etcd01.example.com\"\n", "", 1),
+            "missing field `fqdn`",
+        ),
+        (
+            "unknown key",
+            GOOD.replacen("roles = [\"etcd\"]", "roles = [\"etcd\"]\nrole = \"x\"", 1),
+            "inv.toml:13:1: unknown field `role`",
+        ),
+        ("not toml", "[cluster\nname=".to_string(), "inv.toml:1:"),
+    ];
+    for (what, text, expect) in cases {
+        std::fs::write(env.path().join("inv.toml"), text).unwrap();
+        let err = env.fails(&["issue", "--all", "--inventory", "inv.toml"], 1);
+        one_line(&err);
+        assert!(
+            err.contains(expect),
+            "{what}: expected '{expect}' in: {err}"
+        );
+        assert_eq!(snapshot(&env.store()), before, "{what}: store unchanged");
+    }
+    // The hints name the fix.
+    std::fs::write(
+        env.path().join("inv.toml"),
+        GOOD.replace("192.168.0.2", "192.168.0.1"),
+    )
+    .unwrap();
+    let err = env.fails(&["issue", "--all", "--inventory", "inv.toml"], 1);
+    assert!(
+        err.contains("hint: give every [[nodes]] entry its own ip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_1_not_2() {
+    let env = TestEnv::new();
+    let err = env.fails(
+        &["issue", "--profile", "etcd-peer", "--node", "a", "--all"],
+        1,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+    env.init();
+    let err = env.fails(
+        &[
+            "issue",
+            "--profile",
+            "etcd-peer",
+            "--node",
+            "etcd01",
+            "--validity",
+            "10months",
+        ],
+        1,
+    );
+    assert!(err.contains("invalid value for --validity"), "{err}");
+    let err = env.fails(
+        &[
+            "issue",
+            "--profile",
+            "etcd-peer",
+            "--node",
+            "etcd01",
+            "--algorithm",
+            "rsa-1024",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("RSA keys below 2048 bits are refused"),
+        "{err}"
+    );
+    assert!(env.run(&["--help"]).status.success());
+}
+
+#[test]
+fn leaf_never_outlives_its_ca() {
+    let env = TestEnv::new();
+    env.ok(&["init", "--validity", "30d"]);
+    let before = snapshot(&env.store());
+    let err = env.fails(&["issue", "--profile", "etcd-peer", "--node", "etcd01"], 2);
+    one_line(&err);
+    assert!(err.contains("after its CA 'root' expires"), "{err}");
+    assert!(err.contains("--clamp"), "{err}");
+    assert_eq!(snapshot(&env.store()), before);
+    env.ok(&[
+        "issue",
+        "--profile",
+        "etcd-peer",
+        "--node",
+        "etcd01",
+        "--clamp",
+    ]);
+    let ca = std::fs::read_to_string(env.store().join("ca/root/ca.crt")).unwrap();
+    let leaf =
+        std::fs::read_to_string(env.store().join("issued/etcd-peer/etcd01/cert.pem")).unwrap();
+    let end = |pem: &str| {
+        let p = env.path().join("x.pem");
+        std::fs::write(&p, pem).unwrap();
+        support::openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-enddate"]).1
+    };
+    assert_eq!(end(&ca), end(&leaf));
+}
+
+#[test]
+fn force_replaces_with_a_backup() {
+    let env = TestEnv::new();
+    env.init();
+    env.ok(&[
+        "issue",
+        "--profile",
+        "etcd-peer",
+        "--node",
+        "etcd01",
+        "--out",
+        "out",
+    ]);
+    let old_key = std::fs::read(env.store().join("issued/etcd-peer/etcd01/key.pem.age")).unwrap();
+    let old_out = std::fs::read(env.path().join("out/etcd01/etcd.key")).unwrap();
+    // Without --force: refused, exit 2, nothing changed.
+    let before = snapshot(env.path());
+    let err = env.fails(
+        &[
+            "issue",
+            "--profile",
+            "etcd-peer",
+            "--node",
+            "etcd01",
+            "--out",
+            "out",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("already issued: etcd-peer for etcd01"),
+        "{err}"
+    );
+    assert_eq!(snapshot(env.path()), before);
+    env.ok(&[
+        "issue",
+        "--profile",
+        "etcd-peer",
+        "--node",
+        "etcd01",
+        "--out",
+        "out",
+        "--force",
+    ]);
+    let backups: Vec<_> = walkdir::WalkDir::new(env.store().join("backup"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() == "key.pem.age")
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(std::fs::read(backups[0].path()).unwrap(), old_key);
+    let baks: Vec<_> = std::fs::read_dir(env.path().join("out/etcd01"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with("etcd.key.")
+                && e.file_name().to_string_lossy().ends_with(".bak")
+        })
+        .collect();
+    assert_eq!(baks.len(), 1);
+    assert_eq!(std::fs::read(baks[0].path()).unwrap(), old_out);
+    let ledger = std::fs::read_to_string(env.store().join("ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 2);
+    // init over an existing store is refused, and --force keeps the old CA.
+    let err = env.fails(&["init"], 2);
+    assert!(err.contains("a kpki store already exists at pki"), "{err}");
+}
