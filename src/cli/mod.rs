@@ -19,7 +19,13 @@ Exit status:
 /// from a profile and the cluster inventory (subject, SANs, usages and lifetime by
 /// construction), and keeps private keys age-encrypted at rest.
 #[derive(Debug, Parser)]
-#[command(name = "kpki", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "kpki",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    disable_help_subcommand = true
+)]
 #[command(after_long_help = EXIT_STATUS)]
 pub struct Cli {
     #[command(flatten)]

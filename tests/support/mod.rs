@@ -18,7 +18,9 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        TestEnv { dir: tempfile::tempdir().expect("tempdir") }
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +82,10 @@ impl TestEnv {
 
 /// Runs the real openssl and returns (success, stdout+stderr).
 pub fn openssl(args: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl").args(args).output().expect("openssl is installed");
+    let o = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
     let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&o.stderr));
     (o.status.success(), s)
