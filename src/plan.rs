@@ -81,7 +81,6 @@ pub struct Plan {
 pub enum Selector {
     Node(String),
     All,
-    Adhoc { cn: String },
 }
 
 /// Overrides the user may give on the command line.
@@ -242,25 +241,28 @@ pub fn plan_profile(
                 }
             }
         },
-        Selector::Adhoc { cn } => {
-            let Body::Certificate(spec) = &p.body else {
-                return Err(PlanError::KeyPairAdhoc(p.name.clone()));
-            };
-            Ok(vec![Plan {
-                profile: p.name.clone(),
-                target: Target::Adhoc(cn.clone()),
-                key,
-                cert: Some(CertContent {
-                    ca: spec.ca,
-                    cn: cn.clone(),
-                    o: vec![],
-                    sans: o.extra_sans.clone(),
-                    ext_key_usage: spec.ext_key_usage.clone(),
-                    validity: o.validity.unwrap_or(spec.validity),
-                }),
-            }])
-        }
     }
+}
+
+/// Plans an ad-hoc certificate named by its CN: the profile's usages, lifetime and CA,
+/// and only the SANs given on the command line (nothing is drawn from the inventory).
+pub fn plan_adhoc(p: &Profile, cn: &str, o: &Overrides) -> Result<Plan, PlanError> {
+    let Body::Certificate(spec) = &p.body else {
+        return Err(PlanError::KeyPairAdhoc(p.name.clone()));
+    };
+    Ok(Plan {
+        profile: p.name.clone(),
+        target: Target::Adhoc(cn.to_owned()),
+        key: o.key.unwrap_or(p.key),
+        cert: Some(CertContent {
+            ca: spec.ca,
+            cn: cn.to_owned(),
+            o: vec![],
+            sans: o.extra_sans.clone(),
+            ext_key_usage: spec.ext_key_usage.clone(),
+            validity: o.validity.unwrap_or(spec.validity),
+        }),
+    })
 }
 
 /// Plans every profile for every node whose roles call for it: the whole cluster.

@@ -250,12 +250,7 @@ fn issue_cmd(
                 "name the profile whose usages the certificate gets",
             )
         })?;
-        plan::plan_profile(
-            profiles.get(name)?,
-            &Inventory::parse(Path::new("(none)"), EMPTY_INVENTORY).expect("valid"),
-            &Selector::Adhoc { cn: cn.clone() },
-            &overrides,
-        )?
+        vec![plan::plan_adhoc(profiles.get(name)?, cn, &overrides)?]
     } else {
         let inv = Inventory::load(&g.inventory)?;
         match (&a.profile, &sel.node) {
@@ -322,9 +317,6 @@ fn issue_cmd(
         store.dir().display()
     ))
 }
-
-/// A stand-in inventory for ad-hoc certificates, which draw nothing from the cluster.
-const EMPTY_INVENTORY: &str = "[cluster]\nname = \"adhoc\"\ndomain = \"invalid\"\nservice_cidr = \"10.0.0.0/24\"\ncluster_domain = \"cluster.local\"\npod_cidr = \"10.1.0.0/16\"\n[[nodes]]\nname = \"none\"\nfqdn = \"none.invalid\"\nip = \"127.0.0.1\"\nroles = [\"worker\"]\n";
 
 fn csr_cmd(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Result<()> {
     let profiles = profiles(g)?;
@@ -431,7 +423,8 @@ fn sign_cmd(
         key: None,
         extra_sans: parse_sans(&a.san)?,
     };
-    let mut plan = match &a.node {
+    // The plan's key algorithm goes unused here: the CSR brings the key.
+    let plan = match &a.node {
         Some(node) => {
             let inv = Inventory::load(&g.inventory)?;
             plan::plan_profile(prof, &inv, &Selector::Node(node.clone()), &overrides)?.remove(0)
@@ -449,11 +442,9 @@ fn sign_cmd(
                     "pass --node NAME to sign for an inventory node",
                 ));
             }
-            let inv = Inventory::parse(Path::new("(none)"), EMPTY_INVENTORY).expect("valid");
-            plan::plan_profile(prof, &inv, &Selector::Adhoc { cn }, &overrides)?.remove(0)
+            plan::plan_adhoc(prof, &cn, &overrides)?
         }
     };
-    plan.key = KeyAlgorithm::EcdsaP256; // not used: the CSR brings the key
     let _lock = store.lock()?;
     let keyring = unlock(g, &store)?;
     let opts = Options {
