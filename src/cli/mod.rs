@@ -36,6 +36,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The store directory (CAs, issued certificates, encrypted keys, ledger).
     #[arg(
