@@ -1,13 +1,14 @@
 //! Key algorithms and key generation.
 //!
-//! All key material comes from rcgen's aws-lc-rs backend. ring (the other backend rcgen
-//! offers) cannot generate RSA keys, and of the RSA generators we measured aws-lc's was the
-//! fastest by a wide margin (README, "Speed"), so it is the only backend compiled in.
+//! ECDSA and Ed25519 keys come from ring (through rcgen). RSA keys come from aws-lc-rs:
+//! ring cannot generate them, and aws-lc's generator was the fastest measured (README,
+//! "Speed"). aws-lc is used for nothing else: its RNG seeds itself with CPU jitter
+//! entropy on first use (~30 ms per process), a cost only RSA issuance should pay.
 
 use std::fmt;
 use std::str::FromStr;
 
-use rcgen::{KeyPair, RsaKeySize, SignatureAlgorithm};
+use rcgen::{KeyPair, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
 use super::PkiError;
@@ -64,18 +65,23 @@ impl KeyAlgorithm {
 
     /// Generates a fresh key pair.
     pub fn generate(self) -> Result<KeyPair, PkiError> {
-        let alg = self.signature_algorithm();
+        let err = |e: String| PkiError::KeyGeneration(self.name(), e);
         let size = match self {
-            KeyAlgorithm::Rsa2048 => Some(RsaKeySize::_2048),
-            KeyAlgorithm::Rsa3072 => Some(RsaKeySize::_3072),
-            KeyAlgorithm::Rsa4096 => Some(RsaKeySize::_4096),
-            _ => None,
+            KeyAlgorithm::Rsa2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
+            KeyAlgorithm::Rsa3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
+            KeyAlgorithm::Rsa4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
+            _ => {
+                return KeyPair::generate_for(self.signature_algorithm())
+                    .map_err(|e| err(e.to_string()))
+            }
         };
-        let kp = match size {
-            Some(size) => KeyPair::generate_rsa_for(alg, size),
-            None => KeyPair::generate_for(alg),
-        };
-        kp.map_err(|e| PkiError::KeyGeneration(self.name(), e.to_string()))
+        use aws_lc_rs::encoding::AsDer;
+        let rsa = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| err(e.to_string()))?;
+        let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> =
+            rsa.as_der().map_err(|e| err(e.to_string()))?;
+        let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_ref().to_vec());
+        KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, self.signature_algorithm())
+            .map_err(|e| err(e.to_string()))
     }
 }
 
