@@ -385,29 +385,38 @@ pub fn export(
             Err(_) => plan.push((path, body, mode, false)),
         }
     }
-    let mut written = Vec::new();
-    for (path, body, mode, replace) in plan {
-        let io = |source| IssueError::Io {
-            path: path.clone(),
-            source,
-        };
-        if replace {
+    for (path, _, _, replace) in &plan {
+        if *replace {
             let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
             let bak = path.with_file_name(format!(
                 "{}.{}.bak",
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
                 opts.now.format(&f).unwrap_or_default()
             ));
-            std::fs::rename(&path, &bak).map_err(io)?;
-        }
-        atomic::write(&path, body.as_bytes(), mode, Existing::Refuse).map_err(|source| {
-            IssueError::Io {
+            std::fs::rename(path, &bak).map_err(|source| IssueError::Io {
                 path: path.clone(),
                 source,
-            }
-        })?;
-        written.push(path);
+            })?;
+        }
     }
+    let names: Vec<String> = plan
+        .iter()
+        .map(|(p, ..)| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let files: Vec<(&str, &[u8], u32)> = plan
+        .iter()
+        .zip(&names)
+        .map(|((_, body, mode, _), name)| (name.as_str(), body.as_bytes(), *mode))
+        .collect();
+    atomic::write_all_in(&dir, &files, Existing::Refuse).map_err(|source| IssueError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let written = plan.into_iter().map(|(p, ..)| p).collect();
     Ok(written)
 }
 

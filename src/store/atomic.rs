@@ -44,6 +44,29 @@ pub fn create_dir_private(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` atomically with `mode`; the parent directory must exist.
 pub fn write(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> io::Result<()> {
+    write_inner(path, bytes, mode, existing, true)
+}
+
+/// Writes several files of one directory atomically, each one as [`write`] does, with a
+/// single directory fsync at the end (each file's own data is fsynced before its rename).
+pub fn write_all_in(
+    dir: &Path,
+    files: &[(&str, &[u8], u32)],
+    existing: Existing,
+) -> io::Result<()> {
+    for (name, bytes, mode) in files {
+        write_inner(&dir.join(name), bytes, *mode, existing, false)?;
+    }
+    sync_dir(dir)
+}
+
+fn write_inner(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    existing: Existing,
+    dir_sync: bool,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -74,7 +97,10 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> io::Re
                 fs::remove_file(&tmp)?;
             }
         }
-        sync_dir(&dir)
+        if dir_sync {
+            sync_dir(&dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -474,12 +474,12 @@ impl Store {
         }
         atomic::create_dir_private(&abs).map_err(io_err(&abs))?;
         // The key goes last: its presence is what marks an issuance complete.
-        let mut ordered: Vec<&Artifact> = files.iter().collect();
-        ordered.sort_by_key(|f| f.name == "key.pem.age");
-        for f in ordered {
-            self.write(&rel.join(f.name), &f.bytes, f.mode, Existing::Replace)?;
-        }
-        Ok(())
+        let mut ordered: Vec<(&str, &[u8], u32)> = files
+            .iter()
+            .map(|f| (f.name, f.bytes.as_slice(), f.mode))
+            .collect();
+        ordered.sort_by_key(|f| f.0 == "key.pem.age");
+        atomic::write_all_in(&abs, &ordered, Existing::Replace).map_err(io_err(&abs))
     }
 
     /// Appends records to the ledger (atomically rewritten, under the caller's lock).
