@@ -1,0 +1,102 @@
+//! `kpki issue`: plans from the profile and inventory, issued into the store.
+
+use super::*;
+
+pub(super) fn run(
+    g: &crate::cli::Global,
+    a: &IssueArgs,
+    now: OffsetDateTime,
+    p: &mut Printer,
+) -> Result<()> {
+    let overrides = Overrides {
+        validity: a
+            .validity
+            .as_deref()
+            .map(|v| parse_span(v, "validity"))
+            .transpose()?,
+        key: a.algorithm.as_deref().map(parse_alg).transpose()?,
+        extra_sans: parse_sans(&a.san)?,
+    };
+    let store = Store::open(&g.store)?;
+    let profiles = profiles(g)?;
+    let sel = &a.selector;
+    if sel.cn.is_none() && !a.san.is_empty() && sel.all {
+        return Err(Error::usage(
+            "flag '--san' is incompatible with '--all'",
+            "add SANs per node with --node, or change the profile",
+        ));
+    }
+    let plans = if let Some(cn) = &sel.cn {
+        let name = a.profile.as_deref().ok_or_else(|| {
+            Error::usage(
+                "'--cn' requires the '--profile' flag",
+                "name the profile whose usages the certificate gets",
+            )
+        })?;
+        vec![plan::plan_adhoc(profiles.get(name)?, cn, &overrides)?]
+    } else {
+        let inv = Inventory::load(&g.inventory)?;
+        match (&a.profile, &sel.node) {
+            (Some(name), Some(node)) => plan::plan_profile(
+                profiles.get(name)?,
+                &inv,
+                &Selector::Node(node.clone()),
+                &overrides,
+            )?,
+            (Some(name), None) => {
+                plan::plan_profile(profiles.get(name)?, &inv, &Selector::All, &overrides)?
+            }
+            (None, _) => plan::plan_cluster(&profiles, &inv, &overrides)?,
+        }
+    };
+    if plans.is_empty() {
+        return Err(Error::usage(
+            "no node of the inventory has a role this profile is for",
+            "check the profile's roles (`kpki profiles show NAME`) and the nodes' roles",
+        ));
+    }
+    let _lock = store.lock()?;
+    let keyring = if crate::issue::needs_unlock(&plans) {
+        Some(unlock(g, &store)?)
+    } else {
+        None
+    };
+    let opts = Options {
+        force: a.force,
+        clamp: a.clamp,
+        out: a.out.clone(),
+        now,
+    };
+    let done = crate::issue::issue(&store, keyring.as_ref(), &profiles, plans, &opts)?;
+    for i in &done {
+        let r = &i.record;
+        let mut line = if r.serial.is_empty() {
+            format!(
+                "generated {} for {}  {}",
+                r.profile, i.plan.target, r.key_algorithm
+            )
+        } else {
+            format!(
+                "issued {} for {}  CA {}  until {} ({})  serial {}",
+                r.profile,
+                i.plan.target,
+                r.ca,
+                date(r.not_after),
+                human_left((r.not_after - now).whole_seconds()),
+                r.serial
+            )
+        };
+        if let Some(first) = i.exported.first() {
+            line.push_str(&format!(
+                "  -> {}",
+                first.parent().unwrap_or(first).display()
+            ));
+        }
+        p.line(line)?;
+    }
+    p.line(format!(
+        "{} issued into {}",
+        done.len(),
+        store.dir().display()
+    ))
+}

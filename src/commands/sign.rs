@@ -1,0 +1,174 @@
+//! `kpki csr` (on the node) and `kpki sign` (on the CA host).
+
+use super::*;
+
+pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Result<()> {
+    let profiles = profiles(g)?;
+    let prof = profiles.get(&a.profile)?;
+    let spec = prof.cert_spec().ok_or_else(|| {
+        Error::usage(
+            format!("profile {} makes a key pair, not a certificate", prof.name),
+            "use a certificate profile",
+        )
+    })?;
+    let inv = Inventory::load(&g.inventory)?;
+    let overrides = Overrides {
+        key: a.algorithm.as_deref().map(parse_alg).transpose()?,
+        ..Default::default()
+    };
+    let plan =
+        plan::plan_profile(prof, &inv, &Selector::Node(a.node.clone()), &overrides)?.remove(0);
+    let (key_pem, csr_pem) = crate::issue::make_csr(&plan)?;
+    crate::store::atomic::create_dir_private(&a.out).map_err(Error::io(&a.out))?;
+    let key_path = a.out.join(prof.key_file.file_name());
+    let stem = spec
+        .cert
+        .file_name()
+        .rsplit_once('.')
+        .map_or(spec.cert.file_name(), |(s, _)| s);
+    let csr_path = a.out.join(format!("{stem}.csr"));
+    let existing = if a.force {
+        store::Existing::Replace
+    } else {
+        store::Existing::Refuse
+    };
+    if !a.force && key_path.exists() {
+        return Err(crate::issue::PolicyError::OutputExists(key_path).into());
+    }
+    if a.force && key_path.exists() {
+        let bak = key_path.with_extension(format!(
+            "key.{}.bak",
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        std::fs::copy(&key_path, &bak).map_err(Error::io(&bak))?;
+    }
+    crate::store::atomic::write(&key_path, key_pem.as_bytes(), 0o600, existing)
+        .map_err(Error::io(&key_path))?;
+    crate::store::atomic::write(
+        &csr_path,
+        csr_pem.as_bytes(),
+        0o644,
+        store::Existing::Replace,
+    )
+    .map_err(Error::io(&csr_path))?;
+    p.line(format!(
+        "wrote key {} (0600) and CSR {}",
+        key_path.display(),
+        csr_path.display()
+    ))?;
+    p.line(format!(
+        "sign it on the CA host: kpki sign --csr {} --profile {} --node {}",
+        csr_path.file_name().unwrap_or_default().to_string_lossy(),
+        prof.name,
+        a.node
+    ))
+}
+
+fn read_csr(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let objs = pki::pem::objects(&bytes)
+        .map_err(|m| Error::Pki(pki::PkiError::BadCsr(format!("{}: {m}", path.display()))))?;
+    objs.into_iter()
+        .find_map(|o| match o {
+            Object::Csr(d) => Some(d),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Error::Pki(pki::PkiError::BadCsr(format!(
+                "{} holds no CERTIFICATE REQUEST",
+                path.display()
+            )))
+        })
+}
+
+pub(super) fn sign(
+    g: &crate::cli::Global,
+    a: &SignArgs,
+    now: OffsetDateTime,
+    p: &mut Printer,
+) -> Result<()> {
+    let der = read_csr(&a.csr)?;
+    let info = pki::parse_csr(&der)?;
+    let store = Store::open(&g.store)?;
+    let profiles = profiles(g)?;
+    let prof = profiles.get(&a.profile)?;
+    if prof.cert_spec().is_none() {
+        return Err(Error::usage(
+            format!("profile {} makes a key pair, not a certificate", prof.name),
+            "use a certificate profile",
+        ));
+    }
+    let overrides = Overrides {
+        validity: a
+            .validity
+            .as_deref()
+            .map(|v| parse_span(v, "validity"))
+            .transpose()?,
+        key: None,
+        extra_sans: parse_sans(&a.san)?,
+    };
+    // The plan's key algorithm goes unused here: the CSR brings the key.
+    let plan = match &a.node {
+        Some(node) => {
+            let inv = Inventory::load(&g.inventory)?;
+            plan::plan_profile(prof, &inv, &Selector::Node(node.clone()), &overrides)?.remove(0)
+        }
+        None => {
+            let cn = info
+                .subject
+                .split(',')
+                .find_map(|kv| kv.trim().strip_prefix("CN="))
+                .unwrap_or("")
+                .to_owned();
+            if cn.is_empty() {
+                return Err(Error::usage(
+                    "the CSR has no CN and no --node was given",
+                    "pass --node NAME to sign for an inventory node",
+                ));
+            }
+            plan::plan_adhoc(prof, &cn, &overrides)?
+        }
+    };
+    let _lock = store.lock()?;
+    let keyring = unlock(g, &store)?;
+    let opts = Options {
+        force: a.force,
+        clamp: a.clamp,
+        out: None,
+        now,
+    };
+    let done = crate::issue::sign_csr(&store, &keyring, plan, &info, &opts)?;
+    let cert = done.cert_pem.clone().unwrap_or_default();
+    let ca = done.ca_pem.clone().unwrap_or_default();
+    match &a.out {
+        Some(out) => {
+            let files = crate::issue::export(
+                out,
+                prof,
+                &done.plan.target,
+                Some(&cert),
+                Some(&ca),
+                None,
+                None,
+                &Options {
+                    force: a.force,
+                    ..opts
+                },
+            )?;
+            for f in files {
+                p.line(format!("wrote {}", f.display()))?;
+            }
+            p.line(format!(
+                "signed {} for {}  serial {}  until {}",
+                done.record.profile,
+                done.plan.target,
+                done.record.serial,
+                date(done.record.not_after)
+            ))
+        }
+        None => {
+            let append = prof.cert_spec().is_some_and(|s| s.append_ca);
+            p.data(format!("{}{}", cert, if append { ca.as_str() } else { "" }).trim_end())
+        }
+    }
+}
