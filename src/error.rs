@@ -11,6 +11,9 @@ use crate::issue::{IssueError, PolicyError};
 use crate::pki::PkiError;
 use crate::plan::PlanError;
 use crate::profile::ProfileError;
+use crate::render::refs::ReadError;
+use crate::render::RenderError;
+use crate::stage::StageError;
 use crate::store::StoreError;
 
 /// Exit status classes.
@@ -45,6 +48,12 @@ pub enum Error {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -97,6 +106,8 @@ impl Error {
             Error::Plan(PlanError::RoleMismatch { .. } | PlanError::ClusterScoped(_)) => {
                 Class::Policy
             }
+            // `render --check` found problems in what the configs reference.
+            Error::Render(RenderError::CheckFailed { .. }) => Class::Policy,
             _ => Class::Input,
         }
     }
@@ -108,6 +119,8 @@ impl Error {
             Error::Plan(e) => e.hint(),
             Error::Store(e) => e.hint(),
             Error::Policy(e) => e.hint(),
+            Error::Render(e) => e.hint(),
+            Error::Stage(e) => e.hint(),
             Error::Pki(PkiError::WeakKey(_)) => {
                 Some("make the key again with at least 2048 bits (RSA) or as ECDSA P-256".into())
             }

@@ -15,8 +15,10 @@ pub mod issue;
 pub mod pki;
 pub mod plan;
 pub mod profile;
+pub mod render;
 pub mod source;
 pub mod span;
+pub mod stage;
 pub mod store;
 
 pub use error::{Error, Result};

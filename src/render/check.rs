@@ -1,0 +1,512 @@
+//! `kpki render --check`: verifies what the configs of one node tree reference.
+//!
+//! For every [`Reference`] the tree's configs make ([`refs::scan`]): the file exists;
+//! certificates, keys and CAs parse; a key matches the certificate it is paired with;
+//! a certificate chains to the CA file the same config names for it; a serving or peer
+//! certificate carries the SANs its listen/advertise settings need and the EKUs its use
+//! needs; CA files hold CAs (one, where a flag takes one); keys are not readable by
+//! others; certificates are within their validity at `now`. Each problem is one
+//! [`Finding`] naming the config, the key and what is wrong. Nothing here prints.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use ::time::OffsetDateTime;
+use x509_parser::prelude::*;
+
+use super::refs::{self, RefKind, Reference, Usage};
+
+/// One problem with what a config references.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// The config, as an absolute install path.
+    pub config: PathBuf,
+    /// The key in the config (`ETCD_PEER_CERT_FILE`, `--tls-cert-file`, …).
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.config.display(),
+            self.key,
+            self.problem
+        )
+    }
+}
+
+/// A certificate as read from a file or a kubeconfig.
+struct Cert {
+    der: Vec<u8>,
+}
+
+impl Cert {
+    fn parsed(&self) -> X509Certificate<'_> {
+        parse_x509_certificate(&self.der)
+            .expect("parsed once when loaded")
+            .1
+    }
+}
+
+/// What a referenced file holds, once read.
+enum Loaded {
+    Missing,
+    Unreadable(String),
+    Certs(Vec<Cert>),
+    /// A private key: its SubjectPublicKeyInfo (DER) and the file's mode.
+    Key {
+        spki: Vec<u8>,
+        mode: Option<u32>,
+    },
+    /// Public keys (SubjectPublicKeyInfo DER).
+    Public(Vec<Vec<u8>>),
+    Present,
+}
+
+fn pem_blocks(bytes: &[u8]) -> Result<Vec<::pem::Pem>, String> {
+    ::pem::parse_many(bytes).map_err(|e| format!("broken PEM: {e}"))
+}
+
+fn load_certs(bytes: &[u8]) -> Loaded {
+    let blocks = match pem_blocks(bytes) {
+        Ok(b) => b,
+        Err(e) => return Loaded::Unreadable(e),
+    };
+    let mut certs = Vec::new();
+    for b in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
+        if let Err(e) = parse_x509_certificate(b.contents()) {
+            return Loaded::Unreadable(format!("holds a certificate that does not parse: {e}"));
+        }
+        certs.push(Cert {
+            der: b.contents().to_vec(),
+        });
+    }
+    if certs.is_empty() {
+        return Loaded::Unreadable("holds no PEM CERTIFICATE".into());
+    }
+    Loaded::Certs(certs)
+}
+
+fn spki_of_private(pem: &str) -> Result<Vec<u8>, String> {
+    use rcgen::PublicKeyData;
+    crate::pki::load_private_pem(pem)
+        .map(|k| k.subject_public_key_info())
+        .map_err(|e| format!("holds no private key kpki can read: {e}"))
+}
+
+fn load_key(bytes: &[u8], mode: Option<u32>) -> Loaded {
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(bytes).into_owned());
+    match spki_of_private(&text) {
+        Ok(spki) => Loaded::Key { spki, mode },
+        Err(e) => Loaded::Unreadable(e),
+    }
+}
+
+fn load_public(bytes: &[u8]) -> Loaded {
+    let blocks = match pem_blocks(bytes) {
+        Ok(b) => b,
+        Err(e) => return Loaded::Unreadable(e),
+    };
+    let mut keys = Vec::new();
+    for b in &blocks {
+        match b.tag() {
+            "PUBLIC KEY" => keys.push(b.contents().to_vec()),
+            "CERTIFICATE" => {
+                if let Ok((_, x)) = parse_x509_certificate(b.contents()) {
+                    keys.push(x.public_key().raw.to_vec());
+                }
+            }
+            t if t.ends_with("PRIVATE KEY") => {
+                let text = zeroize::Zeroizing::new(::pem::encode(b));
+                if let Ok(spki) = spki_of_private(&text) {
+                    keys.push(spki);
+                }
+            }
+            _ => {}
+        }
+    }
+    if keys.is_empty() {
+        return Loaded::Unreadable("holds no PUBLIC KEY".into());
+    }
+    Loaded::Public(keys)
+}
+
+fn load(root: &Path, r: &Reference) -> Loaded {
+    match &r.kind {
+        RefKind::EmbeddedCert(pem) | RefKind::EmbeddedCa(pem) => load_certs(pem.as_bytes()),
+        RefKind::EmbeddedKey => match refs::embedded_key(root, r) {
+            Ok(k) => {
+                let mode = std::fs::metadata(refs::resolve(root, &r.config))
+                    .ok()
+                    .map(|m| m.permissions().mode() & 0o7777);
+                load_key(&k, mode)
+            }
+            Err(e) => Loaded::Unreadable(e.to_string()),
+        },
+        kind => {
+            let file = refs::resolve(root, &r.path);
+            let meta = match std::fs::metadata(&file) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
+                Err(e) => return Loaded::Unreadable(e.to_string()),
+            };
+            if *kind == RefKind::Config {
+                return Loaded::Present;
+            }
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => zeroize::Zeroizing::new(b),
+                Err(e) => return Loaded::Unreadable(e.to_string()),
+            };
+            match kind {
+                RefKind::Key => load_key(&bytes, Some(meta.permissions().mode() & 0o7777)),
+                RefKind::PublicKey => load_public(&bytes),
+                _ => load_certs(&bytes),
+            }
+        }
+    }
+}
+
+/// Whether a SAN list covers `host` (an IP address or a DNS name; wildcards match one label).
+fn san_covers(x: &X509Certificate<'_>, host: &str) -> bool {
+    let Ok(Some(san)) = x.subject_alternative_name() else {
+        return false;
+    };
+    let ip: Option<std::net::IpAddr> = host.parse().ok();
+    san.value.general_names.iter().any(|n| match (n, ip) {
+        (GeneralName::IPAddress(b), Some(ip)) => ip_from(b) == Some(ip),
+        (GeneralName::DNSName(d), None) => {
+            let (d, h) = (d.to_ascii_lowercase(), host.to_ascii_lowercase());
+            d == h
+                || d.strip_prefix("*.").is_some_and(|suffix| {
+                    h.split_once('.')
+                        .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix)
+                })
+        }
+        _ => false,
+    })
+}
+
+fn ip_from(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
+fn ekus(x: &X509Certificate<'_>) -> Option<(bool, bool)> {
+    match x.extended_key_usage() {
+        Ok(Some(e)) => Some((
+            e.value.server_auth || e.value.any,
+            e.value.client_auth || e.value.any,
+        )),
+        // No EKU extension: any use (RFC 5280 §4.2.1.12; Go's crypto/x509 agrees).
+        _ => None,
+    }
+}
+
+fn eku_names(x: &X509Certificate<'_>) -> String {
+    match ekus(x) {
+        None => "no extended key usage".into(),
+        Some((s, c)) => {
+            let v: Vec<&str> = [(s, "serverAuth"), (c, "clientAuth")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, n)| *n)
+                .collect();
+            if v.is_empty() {
+                "neither serverAuth nor clientAuth".into()
+            } else {
+                v.join(", ")
+            }
+        }
+    }
+}
+
+fn issued_by(leaf: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
+    leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// Checks the node tree at `root` (a staged `DIR/<node>` or an installed `/`). `now`
+/// decides expiry. Findings are sorted by config and key.
+pub fn check(root: &Path, now: OffsetDateTime) -> Vec<Finding> {
+    let scan = refs::scan(root);
+    let mut findings: Vec<Finding> = scan
+        .problems
+        .iter()
+        .map(|(config, problem)| Finding {
+            config: config.clone(),
+            key: "(file)".into(),
+            problem: problem.clone(),
+        })
+        .collect();
+    let refs = &scan.references;
+    let loaded: Vec<Loaded> = refs.iter().map(|r| load(root, r)).collect();
+    let find = |r: &Reference, problem: String| Finding {
+        config: r.config.clone(),
+        key: r.key.clone(),
+        problem,
+    };
+    let shown = |r: &Reference| -> String {
+        if r.kind.is_embedded() {
+            "the embedded certificate".into()
+        } else {
+            r.path.display().to_string()
+        }
+    };
+    // Index: (config, key) → position, to pair certificates with their CA.
+    let by_key: BTreeMap<(&Path, &str), usize> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.config.as_path(), r.key.as_str()), i))
+        .collect();
+
+    for (i, r) in refs.iter().enumerate() {
+        match &loaded[i] {
+            Loaded::Missing => {
+                findings.push(find(r, format!("{} does not exist", r.path.display())));
+                continue;
+            }
+            Loaded::Unreadable(m) => {
+                findings.push(find(r, format!("{} {m}", shown(r))));
+                continue;
+            }
+            _ => {}
+        }
+        match (&r.kind, &loaded[i]) {
+            (RefKind::Key | RefKind::EmbeddedKey, Loaded::Key { mode: Some(m), .. })
+                if m & 0o077 != 0 =>
+            {
+                let what = if r.kind == RefKind::EmbeddedKey {
+                    format!("{} (which embeds a private key)", r.config.display())
+                } else {
+                    r.path.display().to_string()
+                };
+                findings.push(find(
+                    r,
+                    format!("{what} is readable by group or others (mode {m:04o})"),
+                ));
+            }
+            (RefKind::Ca | RefKind::EmbeddedCa(_), Loaded::Certs(certs)) => {
+                for c in certs {
+                    let x = c.parsed();
+                    if !x.is_ca() {
+                        findings.push(find(
+                            r,
+                            format!("{} holds {}, which is not a CA", shown(r), x.subject()),
+                        ));
+                    }
+                }
+                if r.usage == Usage::SingleCa && certs.len() != 1 {
+                    findings.push(find(
+                        r,
+                        format!(
+                            "{} holds {} certificates; this flag takes a single CA",
+                            shown(r),
+                            certs.len()
+                        ),
+                    ));
+                }
+            }
+            (RefKind::Cert | RefKind::EmbeddedCert(_), Loaded::Certs(certs)) => {
+                let leaf_cert = &certs[0];
+                let leaf = leaf_cert.parsed();
+                let v = leaf.validity();
+                if now > v.not_after.to_datetime() {
+                    findings.push(find(
+                        r,
+                        format!(
+                            "{} expired on {}",
+                            shown(r),
+                            crate::pki::rfc3339(v.not_after.to_datetime())
+                        ),
+                    ));
+                } else if now < v.not_before.to_datetime() {
+                    findings.push(find(
+                        r,
+                        format!(
+                            "{} is not valid before {}",
+                            shown(r),
+                            crate::pki::rfc3339(v.not_before.to_datetime())
+                        ),
+                    ));
+                }
+                if r.usage == Usage::Signing {
+                    if !leaf.is_ca() {
+                        findings.push(find(
+                            r,
+                            format!("{} is not a CA certificate, so it cannot sign", shown(r)),
+                        ));
+                    }
+                    if certs.len() != 1 {
+                        findings.push(find(
+                            r,
+                            format!(
+                                "{} holds {} certificates; this flag takes a single CA",
+                                shown(r),
+                                certs.len()
+                            ),
+                        ));
+                    }
+                } else if leaf.is_ca() {
+                    findings.push(find(
+                        r,
+                        format!(
+                            "{} is a CA certificate, not a {}",
+                            shown(r),
+                            usage_word(r.usage)
+                        ),
+                    ));
+                }
+                let (need_server, need_client) = match r.usage {
+                    Usage::Server => (true, false),
+                    Usage::Client => (false, true),
+                    Usage::ServerClient => (true, true),
+                    _ => (false, false),
+                };
+                if let Some((server, client)) = ekus(&leaf) {
+                    for (need, has, name) in [
+                        (need_server, server, "serverAuth"),
+                        (need_client, client, "clientAuth"),
+                    ] {
+                        if need && !has {
+                            findings.push(find(
+                                r,
+                                format!(
+                                    "{} lacks extended key usage {name} (it has {})",
+                                    shown(r),
+                                    eku_names(&leaf)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                for host in &r.hosts {
+                    if !san_covers(&leaf, host) {
+                        let kind = if host.parse::<std::net::IpAddr>().is_ok() {
+                            "IP"
+                        } else {
+                            "DNS"
+                        };
+                        findings.push(find(
+                            r,
+                            format!(
+                                "{} lacks SAN {kind}:{host}, which {} names",
+                                shown(r),
+                                r.hosts_from.join(" and ")
+                            ),
+                        ));
+                    }
+                }
+                if let Some(ca_key) = &r.chains_to {
+                    match by_key.get(&(r.config.as_path(), ca_key.as_str())) {
+                        Some(&j) => {
+                            if let Loaded::Certs(cas) = &loaded[j] {
+                                if !cas.iter().any(|ca| issued_by(&leaf, &ca.parsed())) {
+                                    findings.push(find(
+                                        r,
+                                        format!(
+                                        "{} (issuer {}) does not chain to a CA in {} ({ca_key})",
+                                        shown(r),
+                                        leaf.issuer(),
+                                        shown(&refs[j])
+                                    ),
+                                    ));
+                                }
+                            }
+                        }
+                        None => findings.push(find(
+                            r,
+                            format!(
+                                "the config names no {ca_key} to verify {} against",
+                                shown(r)
+                            ),
+                        )),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Keys against their certificates: same config, same identity.
+    for (i, r) in refs.iter().enumerate() {
+        let Loaded::Key { spki, .. } = &loaded[i] else {
+            continue;
+        };
+        if r.usage == Usage::ServiceAccount {
+            continue;
+        }
+        let cert = refs.iter().enumerate().find(|(_, c)| {
+            c.config == r.config
+                && c.identity == r.identity
+                && matches!(c.kind, RefKind::Cert | RefKind::EmbeddedCert(_))
+        });
+        match cert {
+            Some((j, c)) => {
+                if let Loaded::Certs(certs) = &loaded[j] {
+                    if certs[0].parsed().public_key().raw != spki.as_slice() {
+                        findings.push(find(
+                            r,
+                            format!(
+                                "{} does not match the certificate {} ({})",
+                                shown(r),
+                                shown(c),
+                                c.key
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => findings.push(find(
+                r,
+                format!("{} has no certificate beside it in this config", shown(r)),
+            )),
+        }
+    }
+
+    // Service-account keys: every signing key must be one the apiservers verify with.
+    let publics: Vec<(&Reference, &Vec<Vec<u8>>)> = refs
+        .iter()
+        .zip(&loaded)
+        .filter_map(|(r, l)| match l {
+            Loaded::Public(k) if r.usage == Usage::ServiceAccount => Some((r, k)),
+            _ => None,
+        })
+        .collect();
+    if let Some((first, _)) = publics.first() {
+        for (r, l) in refs.iter().zip(&loaded) {
+            if let (Usage::ServiceAccount, Loaded::Key { spki, .. }) = (r.usage, l) {
+                if !publics.iter().any(|(_, keys)| keys.contains(spki)) {
+                    findings.push(find(
+                        r,
+                        format!(
+                            "{} does not match the service-account public key {} ({} {})",
+                            shown(r),
+                            first.path.display(),
+                            first.config.display(),
+                            first.key
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    findings.sort();
+    findings.dedup();
+    findings
+}
+
+fn usage_word(u: Usage) -> &'static str {
+    match u {
+        Usage::Server => "serving certificate",
+        Usage::Client => "client certificate",
+        Usage::ServerClient => "peer certificate",
+        _ => "leaf certificate",
+    }
+}

@@ -1,0 +1,1232 @@
+//! Reading configs back: which certificate, key and CA files a node's daemons are told
+//! to use, by which config file and which key in it.
+//!
+//! [`references`] reads one node's tree: a staged tree (`DIR/<node>`, as `kpki apply`
+//! writes it) or an installed system (`/`). Paths in [`Reference`] are always the
+//! absolute install paths, whatever the root; resolve them with [`resolve`].
+//!
+//! Where it looks (relative to the root):
+//! - systemd units `/etc/systemd/system/*.service` and their drop-ins
+//!   (`*.service.d/*.conf`): the flags of `ExecStart` for etcd, flanneld, kubelet,
+//!   kube-proxy and the control-plane daemons, and the `EnvironmentFile`s of etcd and
+//!   flanneld (`ETCD_*`, `FLANNELD_*`);
+//! - static pods `/etc/kubernetes/manifests/*.{yaml,yml,json,manifest}` (container
+//!   `command` + `args`), including an etcd static pod;
+//! - kubeconfigs `/etc/kubernetes/*.kubeconfig`, `/etc/kubernetes/*.conf` and
+//!   `/*.kubeconfig` (the operator's tree), plus every kubeconfig a flag names;
+//! - the `KubeletConfiguration` the kubelet's `--config` names;
+//! - `/etc/etcd/options.env` and `/etc/flanneld/options.env`.
+//!
+//! Nothing here judges what it finds ([`super::check`] does); it only reports it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::path::{Component as PathComponent, Path, PathBuf};
+
+use base64::Engine;
+use yaml_rust2::{Yaml, YamlLoader};
+use zeroize::Zeroizing;
+
+/// The daemon (or kind of file) a reference belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    Etcd,
+    Flanneld,
+    Kubelet,
+    KubeProxy,
+    KubeApiserver,
+    KubeControllerManager,
+    KubeScheduler,
+    /// A kubeconfig (its user may be any of the above, or the operator).
+    Kubeconfig,
+}
+
+impl Component {
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::Flanneld => "flanneld",
+            Component::Kubelet => "kubelet",
+            Component::KubeProxy => "kube-proxy",
+            Component::KubeApiserver => "kube-apiserver",
+            Component::KubeControllerManager => "kube-controller-manager",
+            Component::KubeScheduler => "kube-scheduler",
+            Component::Kubeconfig => "kubeconfig",
+        }
+    }
+
+    fn from_binary(cmd: &str) -> Option<Component> {
+        let base = cmd.rsplit('/').next().unwrap_or(cmd);
+        Some(match base {
+            "etcd" => Component::Etcd,
+            "flanneld" => Component::Flanneld,
+            "kubelet" => Component::Kubelet,
+            "kube-proxy" => Component::KubeProxy,
+            "kube-apiserver" => Component::KubeApiserver,
+            "kube-controller-manager" => Component::KubeControllerManager,
+            "kube-scheduler" => Component::KubeScheduler,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the referenced file (or embedded value) holds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RefKind {
+    /// A certificate file (the leaf first; a chain may follow).
+    Cert,
+    /// A private key file.
+    Key,
+    /// A CA certificate file (one CA or a bundle).
+    Ca,
+    /// A public key file (the service-account verification key).
+    PublicKey,
+    /// Another config file (a kubeconfig, a KubeletConfiguration, an environment file).
+    Config,
+    /// A kubeconfig's `client-certificate-data`, decoded (PEM text).
+    EmbeddedCert(String),
+    /// A kubeconfig's `certificate-authority-data`, decoded (PEM text).
+    EmbeddedCa(String),
+    /// A kubeconfig's `client-key-data`; read it with [`embedded_key`] (kept out of
+    /// this struct so a `Debug` print never shows a key).
+    EmbeddedKey,
+}
+
+impl RefKind {
+    /// Whether the value sits in the config itself rather than in a file it names.
+    pub fn is_embedded(&self) -> bool {
+        matches!(
+            self,
+            RefKind::EmbeddedCert(_) | RefKind::EmbeddedCa(_) | RefKind::EmbeddedKey
+        )
+    }
+}
+
+/// What the daemon does with the file, which decides what the certificate must allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Usage {
+    /// A serving certificate: serverAuth, and SANs for [`Reference::hosts`].
+    Server,
+    /// A client certificate: clientAuth.
+    Client,
+    /// Both (etcd members dial each other with their serving certificate).
+    ServerClient,
+    /// CA certificates trusted to verify peers (a bundle is fine).
+    Trust,
+    /// Exactly one CA certificate (flags that do not take a bundle).
+    SingleCa,
+    /// A CA certificate and key that the daemon signs with.
+    Signing,
+    /// The service-account token key pair.
+    ServiceAccount,
+    /// A config file named by another config.
+    Config,
+}
+
+/// One file (or embedded value) that a config names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// The config file, as an absolute install path (`/etc/etcd/options.env`).
+    pub config: PathBuf,
+    pub component: Component,
+    /// The key in the config: `ETCD_PEER_CERT_FILE`, `--tls-cert-file`,
+    /// `users[system:node:worker01].user.client-certificate`, `tlsCertFile`.
+    pub key: String,
+    /// The referenced file as an absolute install path; for embedded data, the config.
+    pub path: PathBuf,
+    pub kind: RefKind,
+    pub usage: Usage,
+    /// Groups the certificate and key of one identity within a config (`peer`,
+    /// `serving`, `etcd`, `user admin`, …).
+    pub identity: String,
+    /// For a certificate: the key, in the same config, of the CA file it must chain to.
+    pub chains_to: Option<String>,
+    /// For a serving certificate: the names and addresses it must carry, from the
+    /// config's listen/advertise settings.
+    pub hosts: Vec<String>,
+    /// The keys the hosts came from (for messages), such as `ETCD_LISTEN_PEER_URLS`.
+    pub hosts_from: Vec<String>,
+}
+
+/// Why a config could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{config}: {message}")]
+    Parse { config: PathBuf, message: String },
+}
+
+/// Everything [`scan`] found: the references, and the configs it could not read.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub references: Vec<Reference>,
+    /// `(config install path, what is wrong)`.
+    pub problems: Vec<(PathBuf, String)>,
+}
+
+/// The file under `root` for an absolute install path (`/` + path for an installed node).
+pub fn resolve(root: &Path, install_path: &Path) -> PathBuf {
+    let rel: PathBuf = install_path
+        .components()
+        .filter(|c| matches!(c, PathComponent::Normal(_)))
+        .collect();
+    root.join(rel)
+}
+
+/// Every reference in the node tree at `root`. Fails on the first config that cannot be
+/// read or parsed; [`scan`] reports those and goes on.
+pub fn references(root: &Path) -> Result<Vec<Reference>, ReadError> {
+    let s = scan(root);
+    if let Some((config, message)) = s.problems.into_iter().next() {
+        return Err(ReadError::Parse { config, message });
+    }
+    Ok(s.references)
+}
+
+/// What a config file is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Format {
+    Unit,
+    StaticPod,
+    Kubeconfig,
+    /// A KubeletConfiguration, with the hosts its serving certificate must name.
+    KubeletConfig {
+        hosts: Vec<String>,
+        from: Vec<String>,
+    },
+    Env(Component),
+}
+
+/// Reads every config under `root`, collecting what cannot be read as problems.
+pub fn scan(root: &Path) -> Scan {
+    let mut scan = Scan::default();
+    let mut queue: VecDeque<(PathBuf, Format)> = discover(root).into();
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+    while let Some((config, format)) = queue.pop_front() {
+        if !seen.insert(config.clone()) {
+            continue;
+        }
+        let file = resolve(root, &config);
+        let text = match std::fs::read(&file) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            // A followed config that is missing is reported by the checker through the
+            // Config reference that named it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                scan.problems.push((config, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let mut out = Out {
+            config: config.clone(),
+            refs: &mut scan.references,
+            follow: &mut queue,
+        };
+        let r = match &format {
+            Format::Unit => read_unit(&text, &mut out),
+            Format::StaticPod => read_static_pod(&text, &mut out),
+            Format::Kubeconfig => read_kubeconfig(&text, &mut out),
+            Format::KubeletConfig { hosts, from } => {
+                read_kubelet_config(&text, hosts, from, &mut out)
+            }
+            Format::Env(c) => {
+                let vars = parse_env(&text);
+                table_refs(*c, &vars, &mut out);
+                Ok(())
+            }
+        };
+        if let Err(m) = r {
+            scan.problems.push((config, m));
+        }
+    }
+    scan.references
+        .sort_by(|a, b| (&a.config, &a.key, &a.path).cmp(&(&b.config, &b.key, &b.path)));
+    scan.references.dedup();
+    scan
+}
+
+/// The decoded `client-key-data` of an [`RefKind::EmbeddedKey`] reference.
+pub fn embedded_key(root: &Path, r: &Reference) -> Result<Zeroizing<Vec<u8>>, ReadError> {
+    let file = resolve(root, &r.config);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(&file).map_err(|source| ReadError::Io {
+            path: file.clone(),
+            source,
+        })?,
+    );
+    let parse = |message: String| ReadError::Parse {
+        config: r.config.clone(),
+        message,
+    };
+    let docs = YamlLoader::load_from_str(&text).map_err(|e| parse(e.to_string()))?;
+    let user = r.identity.strip_prefix("user ").unwrap_or(&r.identity);
+    let doc = docs.first().ok_or_else(|| parse("empty".into()))?;
+    for u in doc["users"].as_vec().map(Vec::as_slice).unwrap_or(&[]) {
+        if u["name"].as_str() == Some(user) {
+            if let Some(d) = u["user"]["client-key-data"].as_str() {
+                return base64::engine::general_purpose::STANDARD
+                    .decode(d.trim())
+                    .map(Zeroizing::new)
+                    .map_err(|e| parse(format!("{}: not base64: {e}", r.key)));
+            }
+        }
+    }
+    Err(parse(format!("{} is gone", r.key)))
+}
+
+fn list_dir(root: &Path, dir: &str, ok: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(resolve(root, Path::new(dir)))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| ok(n))
+        .map(|n| Path::new(dir).join(n))
+        .collect();
+    v.sort();
+    v
+}
+
+fn discover(root: &Path) -> Vec<(PathBuf, Format)> {
+    let mut out = Vec::new();
+    for unit in list_dir(root, "/etc/systemd/system", |n| n.ends_with(".service")) {
+        out.push((unit, Format::Unit));
+    }
+    for d in list_dir(root, "/etc/systemd/system", |n| n.ends_with(".service.d")) {
+        for f in list_dir(root, d.to_str().unwrap_or_default(), |n| {
+            n.ends_with(".conf")
+        }) {
+            out.push((f, Format::Unit));
+        }
+    }
+    for m in list_dir(root, "/etc/kubernetes/manifests", |n| {
+        [".yaml", ".yml", ".json", ".manifest"]
+            .iter()
+            .any(|x| n.ends_with(x))
+    }) {
+        out.push((m, Format::StaticPod));
+    }
+    for k in list_dir(root, "/etc/kubernetes", |n| {
+        n.ends_with(".kubeconfig") || n.ends_with(".conf")
+    }) {
+        out.push((k, Format::Kubeconfig));
+    }
+    for k in list_dir(root, "/", |n| n.ends_with(".kubeconfig")) {
+        out.push((k, Format::Kubeconfig));
+    }
+    out.push(("/etc/etcd/options.env".into(), Format::Env(Component::Etcd)));
+    out.push((
+        "/etc/flanneld/options.env".into(),
+        Format::Env(Component::Flanneld),
+    ));
+    out
+}
+
+/// Where references and configs to follow go while reading one config.
+struct Out<'a> {
+    config: PathBuf,
+    refs: &'a mut Vec<Reference>,
+    follow: &'a mut VecDeque<(PathBuf, Format)>,
+}
+
+impl Out<'_> {
+    /// Makes an absolute install path of a value (relative values are relative to the
+    /// config's directory, as kubeconfigs define).
+    fn abs(&self, v: &str) -> PathBuf {
+        let p = Path::new(v);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.config.parent().unwrap_or(Path::new("/")).join(p)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        component: Component,
+        key: &str,
+        path: PathBuf,
+        kind: RefKind,
+        usage: Usage,
+        identity: &str,
+        chains_to: Option<String>,
+        hosts: (Vec<String>, Vec<String>),
+    ) {
+        self.refs.push(Reference {
+            config: self.config.clone(),
+            component,
+            key: key.to_owned(),
+            path,
+            kind,
+            usage,
+            identity: identity.to_owned(),
+            chains_to,
+            hosts: hosts.0,
+            hosts_from: hosts.1,
+        });
+    }
+
+    fn config_ref(&mut self, component: Component, key: &str, value: &str, format: Format) {
+        let path = self.abs(value);
+        self.push(
+            component,
+            key,
+            path.clone(),
+            RefKind::Config,
+            Usage::Config,
+            "config",
+            None,
+            (vec![], vec![]),
+        );
+        self.follow.push_back((path, format));
+    }
+}
+
+/// `KEY=VALUE` lines of a systemd environment file.
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        if let Some((k, v)) = l.split_once('=') {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            m.insert(k.trim().to_owned(), v.to_owned());
+        }
+    }
+    m
+}
+
+/// Host names and addresses of comma-separated URLs, without wildcard addresses.
+fn url_hosts(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .filter_map(|u| {
+            let rest = u.trim().split_once("://").map_or(u.trim(), |(_, r)| r);
+            let hostport = rest.split('/').next().unwrap_or(rest);
+            let host = if let Some(h) = hostport.strip_prefix('[') {
+                h.split(']').next().unwrap_or(h)
+            } else {
+                hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+            };
+            (!host.is_empty() && host != "0.0.0.0" && host != "::").then(|| host.to_owned())
+        })
+        .collect()
+}
+
+/// etcd and flanneld settings, from an environment file or from flags turned into the
+/// environment names (`--peer-cert-file` is `ETCD_PEER_CERT_FILE`).
+fn table_refs(c: Component, vars: &BTreeMap<String, String>, out: &mut Out<'_>) {
+    let hosts_of = |keys: &[&str]| -> (Vec<String>, Vec<String>) {
+        let mut hosts = Vec::new();
+        let mut from = Vec::new();
+        for k in keys {
+            if let Some(v) = vars.get(*k) {
+                from.push((*k).to_owned());
+                for h in url_hosts(v) {
+                    if !hosts.contains(&h) {
+                        hosts.push(h);
+                    }
+                }
+            }
+        }
+        (hosts, from)
+    };
+    let mut add = |key: &str, kind: RefKind, usage: Usage, id: &str, chain: Option<&str>, hosts| {
+        if let Some(v) = vars.get(key).filter(|v| !v.is_empty()) {
+            let path = out.abs(v);
+            out.push(
+                c,
+                key,
+                path,
+                kind,
+                usage,
+                id,
+                chain.map(str::to_owned),
+                hosts,
+            );
+        }
+    };
+    let none = || (vec![], vec![]);
+    match c {
+        Component::Etcd => {
+            let client_usage =
+                if vars.get("ETCD_CLIENT_CERT_AUTH").map(String::as_str) == Some("true") {
+                    // With client certificate auth, etcd's gRPC gateway dials the member's
+                    // own client port with this certificate: it must allow clientAuth too.
+                    Usage::ServerClient
+                } else {
+                    Usage::Server
+                };
+            let peer_hosts =
+                hosts_of(&["ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"]);
+            let client_hosts = hosts_of(&["ETCD_LISTEN_CLIENT_URLS", "ETCD_ADVERTISE_CLIENT_URLS"]);
+            add(
+                "ETCD_PEER_CERT_FILE",
+                RefKind::Cert,
+                Usage::ServerClient,
+                "peer",
+                Some("ETCD_PEER_TRUSTED_CA_FILE"),
+                peer_hosts,
+            );
+            add(
+                "ETCD_PEER_KEY_FILE",
+                RefKind::Key,
+                Usage::ServerClient,
+                "peer",
+                None,
+                none(),
+            );
+            add(
+                "ETCD_PEER_TRUSTED_CA_FILE",
+                RefKind::Ca,
+                Usage::Trust,
+                "peer",
+                None,
+                none(),
+            );
+            add(
+                "ETCD_CERT_FILE",
+                RefKind::Cert,
+                client_usage,
+                "client",
+                Some("ETCD_TRUSTED_CA_FILE"),
+                client_hosts,
+            );
+            add(
+                "ETCD_KEY_FILE",
+                RefKind::Key,
+                client_usage,
+                "client",
+                None,
+                none(),
+            );
+            add(
+                "ETCD_TRUSTED_CA_FILE",
+                RefKind::Ca,
+                Usage::Trust,
+                "client",
+                None,
+                none(),
+            );
+        }
+        Component::Flanneld => {
+            add(
+                "FLANNELD_ETCD_CERTFILE",
+                RefKind::Cert,
+                Usage::Client,
+                "etcd",
+                Some("FLANNELD_ETCD_CAFILE"),
+                none(),
+            );
+            add(
+                "FLANNELD_ETCD_KEYFILE",
+                RefKind::Key,
+                Usage::Client,
+                "etcd",
+                None,
+                none(),
+            );
+            add(
+                "FLANNELD_ETCD_CAFILE",
+                RefKind::Ca,
+                Usage::Trust,
+                "etcd",
+                None,
+                none(),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Splits a command line into words (double and single quotes, backslash escapes).
+fn split_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut any = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(ch) = chars.next() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), '\\') => cur.extend(chars.next()),
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(ch);
+                any = true;
+            }
+            (None, '\\') => cur.extend(chars.next()),
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// `--flag=value` and `--flag value` pairs (single-dash flags too, as flanneld takes).
+fn parse_flags(args: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(name) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) {
+            if let Some((n, v)) = name.split_once('=') {
+                out.push((n.to_owned(), v.to_owned()));
+            } else if let Some(v) = args.get(i + 1).filter(|v| !v.starts_with('-')) {
+                out.push((name.to_owned(), v.clone()));
+                i += 1;
+            } else {
+                out.push((name.to_owned(), "true".into()));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The references of a daemon's command line (a unit's `ExecStart`, a static pod's
+/// command and args).
+fn command_refs(c: Component, flags: &[(String, String)], out: &mut Out<'_>) {
+    let get = |n: &str| {
+        flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    match c {
+        Component::Etcd | Component::Flanneld => {
+            let prefix = if c == Component::Etcd {
+                "ETCD_"
+            } else {
+                "FLANNELD_"
+            };
+            let vars: BTreeMap<String, String> = flags
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        format!("{prefix}{}", k.to_uppercase().replace('-', "_")),
+                        v.clone(),
+                    )
+                })
+                .collect();
+            table_refs(c, &vars, out);
+            return;
+        }
+        _ => {}
+    }
+    let mut add = |flag: &str,
+                   kind: RefKind,
+                   usage: Usage,
+                   id: &str,
+                   chain: Option<&str>,
+                   hosts: (Vec<String>, Vec<String>)| {
+        if let Some(v) = get(flag).filter(|v| !v.is_empty()) {
+            let path = out.abs(v);
+            out.push(
+                c,
+                &format!("--{flag}"),
+                path,
+                kind,
+                usage,
+                id,
+                chain.map(|f| format!("--{f}")),
+                hosts,
+            );
+        }
+    };
+    let none = || (vec![], vec![]);
+    let serving_hosts = |addr_flags: &[&str]| {
+        let mut hosts = Vec::new();
+        let mut from = Vec::new();
+        for f in addr_flags {
+            if let Some(v) = get(f) {
+                if v != "0.0.0.0" && v != "::" && !v.is_empty() {
+                    hosts.push(v.to_owned());
+                    from.push(format!("--{f}"));
+                }
+            }
+        }
+        (hosts, from)
+    };
+    match c {
+        Component::KubeApiserver => {
+            add(
+                "tls-cert-file",
+                RefKind::Cert,
+                Usage::Server,
+                "serving",
+                Some("client-ca-file"),
+                serving_hosts(&["advertise-address", "bind-address"]),
+            );
+            add(
+                "tls-private-key-file",
+                RefKind::Key,
+                Usage::Server,
+                "serving",
+                None,
+                none(),
+            );
+            add(
+                "client-ca-file",
+                RefKind::Ca,
+                Usage::Trust,
+                "clients",
+                None,
+                none(),
+            );
+            add(
+                "etcd-certfile",
+                RefKind::Cert,
+                Usage::Client,
+                "etcd",
+                Some("etcd-cafile"),
+                none(),
+            );
+            add(
+                "etcd-keyfile",
+                RefKind::Key,
+                Usage::Client,
+                "etcd",
+                None,
+                none(),
+            );
+            add(
+                "etcd-cafile",
+                RefKind::Ca,
+                Usage::Trust,
+                "etcd",
+                None,
+                none(),
+            );
+            add(
+                "kubelet-client-certificate",
+                RefKind::Cert,
+                Usage::Client,
+                "kubelet-client",
+                Some("client-ca-file"),
+                none(),
+            );
+            add(
+                "kubelet-client-key",
+                RefKind::Key,
+                Usage::Client,
+                "kubelet-client",
+                None,
+                none(),
+            );
+            add(
+                "kubelet-certificate-authority",
+                RefKind::Ca,
+                Usage::Trust,
+                "kubelets",
+                None,
+                none(),
+            );
+            add(
+                "proxy-client-cert-file",
+                RefKind::Cert,
+                Usage::Client,
+                "front-proxy",
+                Some("requestheader-client-ca-file"),
+                none(),
+            );
+            add(
+                "proxy-client-key-file",
+                RefKind::Key,
+                Usage::Client,
+                "front-proxy",
+                None,
+                none(),
+            );
+            add(
+                "requestheader-client-ca-file",
+                RefKind::Ca,
+                Usage::Trust,
+                "front-proxy",
+                None,
+                none(),
+            );
+            add(
+                "service-account-key-file",
+                RefKind::PublicKey,
+                Usage::ServiceAccount,
+                "service-account",
+                None,
+                none(),
+            );
+            add(
+                "service-account-signing-key-file",
+                RefKind::Key,
+                Usage::ServiceAccount,
+                "service-account",
+                None,
+                none(),
+            );
+        }
+        Component::KubeControllerManager => {
+            add(
+                "service-account-private-key-file",
+                RefKind::Key,
+                Usage::ServiceAccount,
+                "service-account",
+                None,
+                none(),
+            );
+            add(
+                "root-ca-file",
+                RefKind::Ca,
+                Usage::Trust,
+                "root-ca",
+                None,
+                none(),
+            );
+            add(
+                "client-ca-file",
+                RefKind::Ca,
+                Usage::SingleCa,
+                "clients",
+                None,
+                none(),
+            );
+            add(
+                "requestheader-client-ca-file",
+                RefKind::Ca,
+                Usage::Trust,
+                "front-proxy",
+                None,
+                none(),
+            );
+            add(
+                "cluster-signing-cert-file",
+                RefKind::Cert,
+                Usage::Signing,
+                "cluster-signing",
+                None,
+                none(),
+            );
+            add(
+                "cluster-signing-key-file",
+                RefKind::Key,
+                Usage::Signing,
+                "cluster-signing",
+                None,
+                none(),
+            );
+            add(
+                "tls-cert-file",
+                RefKind::Cert,
+                Usage::Server,
+                "serving",
+                None,
+                serving_hosts(&["bind-address"]),
+            );
+            add(
+                "tls-private-key-file",
+                RefKind::Key,
+                Usage::Server,
+                "serving",
+                None,
+                none(),
+            );
+        }
+        Component::KubeScheduler => {
+            add(
+                "tls-cert-file",
+                RefKind::Cert,
+                Usage::Server,
+                "serving",
+                None,
+                serving_hosts(&["bind-address"]),
+            );
+            add(
+                "tls-private-key-file",
+                RefKind::Key,
+                Usage::Server,
+                "serving",
+                None,
+                none(),
+            );
+        }
+        Component::Kubelet => {
+            let hosts = serving_hosts(&["node-ip", "hostname-override"]);
+            add(
+                "tls-cert-file",
+                RefKind::Cert,
+                Usage::Server,
+                "serving",
+                Some("client-ca-file"),
+                hosts.clone(),
+            );
+            add(
+                "tls-private-key-file",
+                RefKind::Key,
+                Usage::Server,
+                "serving",
+                None,
+                none(),
+            );
+            add(
+                "client-ca-file",
+                RefKind::Ca,
+                Usage::Trust,
+                "clients",
+                None,
+                none(),
+            );
+            if let Some(cfg) = get("config") {
+                out.config_ref(
+                    c,
+                    "--config",
+                    cfg,
+                    Format::KubeletConfig {
+                        hosts: hosts.0,
+                        from: hosts.1,
+                    },
+                );
+            }
+        }
+        _ => {}
+    }
+    for flag in [
+        "kubeconfig",
+        "authentication-kubeconfig",
+        "authorization-kubeconfig",
+    ] {
+        if let Some(v) = get(flag).filter(|v| !v.is_empty()) {
+            out.config_ref(c, &format!("--{flag}"), v, Format::Kubeconfig);
+        }
+    }
+}
+
+fn read_unit(text: &str, out: &mut Out<'_>) -> Result<(), String> {
+    // Join continuation lines, then take the [Service] settings.
+    let mut logical = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let l = line.trim_end();
+        if let Some(stripped) = l.strip_suffix('\\') {
+            cur.push_str(stripped);
+            cur.push(' ');
+        } else {
+            cur.push_str(l);
+            logical.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        logical.push(cur);
+    }
+    let mut exec: Option<String> = None;
+    let mut env_files = Vec::new();
+    for l in &logical {
+        let l = l.trim();
+        if let Some(v) = l.strip_prefix("ExecStart=") {
+            // An empty ExecStart= resets the list (drop-ins).
+            exec = (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        } else if let Some(v) = l.strip_prefix("EnvironmentFile=") {
+            let v = v.trim();
+            let (optional, path) = v.strip_prefix('-').map_or((false, v), |p| (true, p));
+            env_files.push((optional, path.to_owned()));
+        }
+    }
+    let Some(exec) = exec else { return Ok(()) };
+    // Prefixes such as '-' or '@' or '+' on the command.
+    let words = split_words(exec.trim_start_matches(['-', '@', '+', '!', ':']));
+    let Some(cmd) = words.first() else {
+        return Ok(());
+    };
+    let Some(c) = Component::from_binary(cmd) else {
+        return Ok(());
+    };
+    if matches!(c, Component::Etcd | Component::Flanneld) {
+        for (optional, path) in &env_files {
+            if *optional && !path.starts_with('/') {
+                continue;
+            }
+            out.config_ref(c, "EnvironmentFile", path, Format::Env(c));
+        }
+    }
+    let args: Vec<String> = words[1..]
+        .iter()
+        .filter(|w| !w.contains('$'))
+        .cloned()
+        .collect();
+    command_refs(c, &parse_flags(&args), out);
+    Ok(())
+}
+
+fn load_yaml(text: &str) -> Result<Yaml, String> {
+    let mut docs = YamlLoader::load_from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    if docs.is_empty() {
+        return Err("empty document".into());
+    }
+    Ok(docs.swap_remove(0))
+}
+
+fn read_static_pod(text: &str, out: &mut Out<'_>) -> Result<(), String> {
+    let doc = load_yaml(text)?;
+    for container in doc["spec"]["containers"]
+        .as_vec()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let words: Vec<String> = container["command"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .chain(container["args"].as_vec().into_iter().flatten())
+            .filter_map(|w| w.as_str().map(str::to_owned))
+            .collect();
+        // `kube-apiserver …`, or an image whose entry point is named by the container.
+        let c = words
+            .first()
+            .and_then(|w| Component::from_binary(w))
+            .or_else(|| container["name"].as_str().and_then(Component::from_binary));
+        if let Some(c) = c {
+            let skip = usize::from(words.first().is_some_and(|w| !w.starts_with('-')));
+            command_refs(c, &parse_flags(&words[skip..]), out);
+        }
+    }
+    Ok(())
+}
+
+fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
+    let doc = load_yaml(text)?;
+    if doc["kind"].as_str().is_some_and(|k| k != "Config") {
+        return Ok(()); // some other YAML under /etc/kubernetes
+    }
+    let b64 = |key: &str, v: &str| -> Result<String, String> {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| format!("{key}: not base64: {e}"))
+    };
+    let seq = |y: &Yaml| y.as_vec().cloned().unwrap_or_default();
+    let c = Component::Kubeconfig;
+    // Which cluster each user talks to: the current context's first, then any.
+    let current = doc["current-context"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut user_cluster: BTreeMap<String, String> = BTreeMap::new();
+    let mut contexts = seq(&doc["contexts"]);
+    contexts.sort_by_key(|ctx| ctx["name"].as_str() != Some(current.as_str()));
+    for ctx in contexts {
+        if let (Some(u), Some(cl)) = (
+            ctx["context"]["user"].as_str(),
+            ctx["context"]["cluster"].as_str(),
+        ) {
+            user_cluster
+                .entry(u.to_owned())
+                .or_insert_with(|| cl.to_owned());
+        }
+    }
+    let mut ca_key_of: BTreeMap<String, String> = BTreeMap::new();
+    for cl in seq(&doc["clusters"]) {
+        let name = cl["name"].as_str().unwrap_or_default().to_owned();
+        let id = format!("cluster {name}");
+        let base = format!("clusters[{name}].cluster");
+        if let Some(v) = cl["cluster"]["certificate-authority"].as_str() {
+            let key = format!("{base}.certificate-authority");
+            let path = out.abs(v);
+            out.push(
+                c,
+                &key,
+                path,
+                RefKind::Ca,
+                Usage::Trust,
+                &id,
+                None,
+                (vec![], vec![]),
+            );
+            ca_key_of.insert(name.clone(), key);
+        }
+        if let Some(v) = cl["cluster"]["certificate-authority-data"].as_str() {
+            let key = format!("{base}.certificate-authority-data");
+            let pem = b64(&key, v)?;
+            let path = out.config.clone();
+            out.push(
+                c,
+                &key,
+                path,
+                RefKind::EmbeddedCa(pem),
+                Usage::Trust,
+                &id,
+                None,
+                (vec![], vec![]),
+            );
+            ca_key_of.insert(name, key);
+        }
+    }
+    for u in seq(&doc["users"]) {
+        let name = u["name"].as_str().unwrap_or_default().to_owned();
+        let id = format!("user {name}");
+        let base = format!("users[{name}].user");
+        let chain = user_cluster
+            .get(&name)
+            .and_then(|cl| ca_key_of.get(cl))
+            .cloned();
+        let none = || (vec![], vec![]);
+        if let Some(v) = u["user"]["client-certificate"].as_str() {
+            let path = out.abs(v);
+            out.push(
+                c,
+                &format!("{base}.client-certificate"),
+                path,
+                RefKind::Cert,
+                Usage::Client,
+                &id,
+                chain.clone(),
+                none(),
+            );
+        }
+        if let Some(v) = u["user"]["client-key"].as_str() {
+            let path = out.abs(v);
+            out.push(
+                c,
+                &format!("{base}.client-key"),
+                path,
+                RefKind::Key,
+                Usage::Client,
+                &id,
+                None,
+                none(),
+            );
+        }
+        if let Some(v) = u["user"]["client-certificate-data"].as_str() {
+            let key = format!("{base}.client-certificate-data");
+            let pem = b64(&key, v)?;
+            let path = out.config.clone();
+            out.push(
+                c,
+                &key,
+                path,
+                RefKind::EmbeddedCert(pem),
+                Usage::Client,
+                &id,
+                chain.clone(),
+                none(),
+            );
+        }
+        if u["user"]["client-key-data"].as_str().is_some() {
+            let path = out.config.clone();
+            out.push(
+                c,
+                &format!("{base}.client-key-data"),
+                path,
+                RefKind::EmbeddedKey,
+                Usage::Client,
+                &id,
+                None,
+                none(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_kubelet_config(
+    text: &str,
+    hosts: &[String],
+    from: &[String],
+    out: &mut Out<'_>,
+) -> Result<(), String> {
+    let doc = load_yaml(text)?;
+    let c = Component::Kubelet;
+    let none = || (vec![], vec![]);
+    let chain = doc["authentication"]["x509"]["clientCAFile"]
+        .as_str()
+        .map(|_| "authentication.x509.clientCAFile".to_owned());
+    if let Some(v) = doc["tlsCertFile"].as_str() {
+        let path = out.abs(v);
+        let from: Vec<String> = from.iter().map(|f| format!("kubelet {f}")).collect();
+        out.push(
+            c,
+            "tlsCertFile",
+            path,
+            RefKind::Cert,
+            Usage::Server,
+            "serving",
+            chain,
+            (hosts.to_vec(), from),
+        );
+    }
+    if let Some(v) = doc["tlsPrivateKeyFile"].as_str() {
+        let path = out.abs(v);
+        out.push(
+            c,
+            "tlsPrivateKeyFile",
+            path,
+            RefKind::Key,
+            Usage::Server,
+            "serving",
+            None,
+            none(),
+        );
+    }
+    if let Some(v) = doc["authentication"]["x509"]["clientCAFile"].as_str() {
+        let path = out.abs(v);
+        out.push(
+            c,
+            "authentication.x509.clientCAFile",
+            path,
+            RefKind::Ca,
+            Usage::Trust,
+            "clients",
+            None,
+            none(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_flags_and_urls() {
+        assert_eq!(
+            split_words(r#"/usr/bin/x --a=1 "--b=two words" -c 3"#),
+            vec!["/usr/bin/x", "--a=1", "--b=two words", "-c", "3"]
+        );
+        let f = parse_flags(&split_words("--a=1 --b 2 --flag -etcd-cafile=/x"));
+        assert_eq!(f[1], ("b".into(), "2".into()));
+        assert_eq!(f[2], ("flag".into(), "true".into()));
+        assert_eq!(f[3], ("etcd-cafile".into(), "/x".into()));
+        assert_eq!(
+            url_hosts("https://10.0.0.1:2379,https://[fd00::1]:2379,http://0.0.0.0:2379,https://etcd01:2380"),
+            vec!["10.0.0.1", "fd00::1", "etcd01"]
+        );
+        assert_eq!(
+            resolve(Path::new("/s/n1"), Path::new("/etc/x")),
+            PathBuf::from("/s/n1/etc/x")
+        );
+    }
+}
