@@ -11,6 +11,7 @@ mod init;
 mod inspect;
 mod issue;
 mod profiles;
+mod render;
 mod sign;
 
 use crate::cli::{
@@ -67,6 +68,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Csr(a) => sign::csr(g, a, &mut p),
         Command::Sign(a) => sign::sign(g, a, now, &mut p),
         Command::Inspect(a) => inspect::run(a, now, &mut p),
+        Command::Render(a) => render::render_cmd(g, a, now, &mut p),
+        Command::Apply(a) => render::apply_cmd(g, a, now, &mut p),
+        Command::Plan(a) => render::plan_cmd(g, a, &mut p),
         Command::Profiles(c) => profiles::run(g, c, &mut p),
         Command::GenerateMan { out } => {
             std::fs::create_dir_all(out).map_err(Error::io(out))?;

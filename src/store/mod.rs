@@ -393,6 +393,22 @@ impl Store {
         })
     }
 
+    /// Decrypts a CA's private key (PEM), for staging it where the operator asked for it
+    /// (kube-controller-manager's CSR signing). Prefer [`Store::signer`] for signing here.
+    pub fn open_ca_key(
+        &self,
+        role: CaRole,
+        keyring: &Keyring,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let kpath = self
+            .dir
+            .join("ca")
+            .join(self.ca_name(role))
+            .join("ca.key.age");
+        let enc = fs::read(&kpath).map_err(io_err(&kpath))?;
+        Ok(keyring.decrypt(&kpath, &enc)?)
+    }
+
     /// Decrypts a CA key and makes a signer from it (the key stays in memory).
     pub fn signer(&self, role: CaRole, keyring: &Keyring) -> Result<Signer, StoreError> {
         let cert = self.ca_cert_pem(role)?;
