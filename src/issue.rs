@@ -8,10 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData, SanType,
-    SubjectPublicKeyInfo,
-};
+use rcgen::{PublicKeyData, SubjectPublicKeyInfo};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -493,29 +490,7 @@ pub fn sign_csr(
 /// Makes a key and a CSR for a plan, as a node does so its key never leaves it.
 pub fn make_csr(plan: &Plan) -> Result<(Zeroizing<String>, String), PkiError> {
     let c = plan.cert.as_ref().expect("CSR plans are certificate plans");
-    let key: KeyPair = plan.key.generate()?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    for o in &c.o {
-        dn.push(DnType::OrganizationName, o.as_str());
-    }
-    dn.push(DnType::CommonName, c.cn.as_str());
-    params.distinguished_name = dn;
-    params.subject_alt_names = c
-        .sans
-        .iter()
-        .map(|s| match s {
-            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
-            San::Dns(d) => d
-                .as_str()
-                .try_into()
-                .map(SanType::DnsName)
-                .map_err(|_| PkiError::Build(format!("bad DNS name {d}"))),
-        })
-        .collect::<Result<_, _>>()?;
-    let csr = params
-        .serialize_request(&key)
-        .map_err(|e| PkiError::Build(e.to_string()))?;
-    let csr_pem = csr.pem().map_err(|e| PkiError::Build(e.to_string()))?;
+    let key = plan.key.generate()?;
+    let csr_pem = pki::csr(&c.cn, &c.o, &c.sans, &key)?;
     Ok((pki::private_pem(&key), csr_pem))
 }

@@ -88,6 +88,30 @@ fn name(cn: &str, o: &[String]) -> DistinguishedName {
     dn
 }
 
+fn san_types(sans: &[San]) -> Result<Vec<SanType>, PkiError> {
+    sans.iter()
+        .map(|s| match s {
+            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+            San::Dns(d) => d
+                .as_str()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|_| PkiError::Build(format!("bad DNS name {d}"))),
+        })
+        .collect()
+}
+
+/// A PEM CSR for `key` naming `cn`, `o` and `sans`, as a node sends to the CA host.
+pub fn csr(cn: &str, o: &[String], sans: &[San], key: &KeyPair) -> Result<String, PkiError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name(cn, o);
+    p.subject_alt_names = san_types(sans)?;
+    let csr = p
+        .serialize_request(key)
+        .map_err(|e| PkiError::Build(e.to_string()))?;
+    csr.pem().map_err(|e| PkiError::Build(e.to_string()))
+}
+
 /// Makes a self-signed CA certificate and its key.
 pub fn new_ca(spec: &CaSpec<'_>, key: &KeyPair) -> Result<String, PkiError> {
     let mut p = CertificateParams::default();
@@ -138,18 +162,7 @@ pub fn sign(
             Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
         })
         .collect();
-    p.subject_alt_names = spec
-        .sans
-        .iter()
-        .map(|s| match s {
-            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
-            San::Dns(d) => d
-                .as_str()
-                .try_into()
-                .map(SanType::DnsName)
-                .map_err(|_| PkiError::Build(format!("bad DNS name {d}"))),
-        })
-        .collect::<Result<_, _>>()?;
+    p.subject_alt_names = san_types(&spec.sans)?;
     // The AKI carries the CA's key identifier only (no issuer name and serial), so a
     // cross-signed successor CA with the same key can vouch for these leaves too.
     p.use_authority_key_identifier_extension = true;

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 pub use csr::{parse_csr, CsrInfo};
 pub use inspect::{fingerprint, rfc3339, summarize, CertSummary, KeyInfo};
-pub use issue::{new_ca, sign, CaSpec, LeafSpec, Signer};
+pub use issue::{csr, new_ca, sign, CaSpec, LeafSpec, Signer};
 pub use keys::{load_private_pem, private_pem, KeyAlgorithm, ALGORITHM_NAMES};
 
 /// Errors from X.509 work.
