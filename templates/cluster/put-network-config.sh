@@ -1,5 +1,6 @@
 #!/bin/sh
-# Stores the flannel network configuration ({{files.flannel_network}}) in etcd under the
+# Stores the flannel network configuration (the JSON of network-config.json beside this
+# script) in etcd under the
 # prefix flanneld reads (FLANNELD_ETCD_PREFIX). Run it once, on any master or worker: it
 # uses that node's etcd client certificate. etcdctl and flannel 0.2x speak etcd's v3 API.
 set -eu
