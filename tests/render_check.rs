@@ -1,0 +1,214 @@
+//! `kpki render --check` catches each kind of mismatch, planted one at a time into a copy
+//! of a tree `kpki apply` staged: a config naming a missing file, a key that does not
+//! match its certificate, a certificate from another CA, an etcd peer certificate whose
+//! SANs lack the peer URL's IP, and a client certificate without clientAuth. Each
+//! problem is one line naming the config, the key and what is wrong; exit status 2.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::TestEnv;
+
+/// One staged cluster for all cases (apply issues 35 certificates and keys).
+struct Staged {
+    env: TestEnv,
+    out: PathBuf,
+}
+
+impl Staged {
+    fn new() -> Staged {
+        let env = TestEnv::new();
+        let out = env.path().join("staged");
+        env.ok(&["apply", "--out", out.to_str().unwrap()]);
+        Staged { env, out }
+    }
+
+    /// A fresh copy of one node's tree, to plant a problem in.
+    fn copy(&self, node: &str, case: &str) -> PathBuf {
+        let dst = self.env.path().join("cases").join(case);
+        copy_dir(&self.out.join(node), &dst);
+        dst
+    }
+
+    /// Runs `render --check --root` on a tree: (exit code, stdout).
+    fn check(&self, root: &Path) -> (i32, String) {
+        let o = self
+            .env
+            .run(&["render", "--check", "--root", root.to_str().unwrap()]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+
+    /// Issues an ad-hoc certificate from this store and returns (cert, key) paths.
+    fn adhoc(&self, profile: &str, cn: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
+        let out = self.env.path().join(format!("adhoc-{profile}"));
+        let mut args = vec!["issue", "--profile", profile, "--cn", cn, "--out", out.to_str().unwrap()];
+        for s in sans {
+            args.extend(["--san", s]);
+        }
+        self.env.ok(&args);
+        pair(&out)
+    }
+}
+
+/// The certificate and key files of an export directory `OUT/<target>/`.
+fn pair(out: &Path) -> (PathBuf, PathBuf) {
+    let dir = std::fs::read_dir(out).unwrap().next().unwrap().unwrap().path();
+    let mut cert = None;
+    let mut key = None;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let n = p.file_name().unwrap().to_str().unwrap().to_owned();
+        if n.ends_with(".key") {
+            key = Some(p);
+        } else if n.ends_with(".crt") && n != "ca.crt" && !n.ends_with("-ca.crt") {
+            cert = Some(p);
+        }
+    }
+    (cert.unwrap(), key.unwrap())
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    for e in walkdir::WalkDir::new(src) {
+        let e = e.unwrap();
+        let to = dst.join(e.path().strip_prefix(src).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+fn replace(dst: &Path, src: &Path) {
+    std::fs::copy(src, dst).unwrap();
+}
+
+fn assert_finds(staged: &Staged, root: &Path, want: &[&str]) {
+    let (code, out) = staged.check(root);
+    assert_eq!(code, 2, "a planted problem exits 2:\n{out}");
+    for w in want {
+        assert!(
+            out.lines().any(|l| l.contains(w)),
+            "no line contains {w:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn check_catches_each_planted_problem() {
+    let s = Staged::new();
+
+    // The staged trees as apply wrote them are consistent.
+    let o = s.env.run(&["render", "--check", "--out", s.out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("10 tree(s)") && text.contains(", 0 problem(s)"), "{text}");
+
+    // 1. A config naming a missing file.
+    let root = s.copy("worker01", "missing");
+    let env = root.join("etc/flanneld/options.env");
+    let t = std::fs::read_to_string(&env).unwrap().replace(
+        "FLANNELD_ETCD_CAFILE=/etc/ssl/etcd/ca.crt",
+        "FLANNELD_ETCD_CAFILE=/etc/ssl/etcd/etcd-ca.crt",
+    );
+    std::fs::write(&env, t).unwrap();
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/flanneld/options.env: FLANNELD_ETCD_CAFILE: /etc/ssl/etcd/etcd-ca.crt does not exist"],
+    );
+
+    // 2. A key that does not match its certificate.
+    let root = s.copy("worker01", "mismatch");
+    replace(
+        &root.join("etc/kubernetes/ssl/kubelet.key"),
+        &root.join("etc/kubernetes/ssl/kube-proxy.key"),
+    );
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/kubernetes/kubelet.kubeconfig: users[system:node:worker01].user.client-key: /etc/kubernetes/ssl/kubelet.key does not match the certificate /etc/kubernetes/ssl/kubelet.crt"],
+    );
+
+    // 3. A certificate (with its own key) from another CA.
+    let other = s.env.path().join("other-pki");
+    s.env.ok(&["--store", other.to_str().unwrap(), "init"]);
+    let foreign = s.env.path().join("foreign");
+    s.env.ok(&[
+        "--store",
+        other.to_str().unwrap(),
+        "issue",
+        "--profile",
+        "etcd-client",
+        "--node",
+        "worker01",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    let (cert, key) = pair(&foreign);
+    let root = s.copy("worker01", "foreign");
+    replace(&root.join("etc/ssl/etcd/etcd-client.crt"), &cert);
+    replace(&root.join("etc/ssl/etcd/etcd-client.key"), &key);
+    let (_, out) = s.check(&root);
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/flanneld/options.env: FLANNELD_ETCD_CERTFILE: /etc/ssl/etcd/etcd-client.crt (issuer"],
+    );
+    assert!(out.contains("does not chain to a CA in /etc/ssl/etcd/ca.crt (FLANNELD_ETCD_CAFILE)"), "{out}");
+    assert!(!out.contains("does not match"), "the foreign key matches its own certificate: {out}");
+
+    // 4. An etcd peer certificate whose SANs lack the peer URL's IP.
+    let (cert, key) = s.adhoc("etcd-peer", "etcd01.example.com", &["etcd01.example.com", "127.0.0.1"]);
+    let root = s.copy("etcd01", "peer-sans");
+    replace(&root.join("etc/ssl/etcd/etcd.crt"), &cert);
+    replace(&root.join("etc/ssl/etcd/etcd.key"), &key);
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/etcd/options.env: ETCD_PEER_CERT_FILE: /etc/ssl/etcd/etcd.crt lacks SAN IP:192.168.0.1, which ETCD_LISTEN_PEER_URLS and ETCD_INITIAL_ADVERTISE_PEER_URLS names"],
+    );
+
+    // 5. A client certificate without clientAuth (a serving certificate in its place).
+    let (cert, key) = s.adhoc("kubelet-serving", "system:node:worker01", &["worker01"]);
+    let root = s.copy("worker01", "no-client-auth");
+    replace(&root.join("etc/kubernetes/ssl/kubelet.crt"), &cert);
+    replace(&root.join("etc/kubernetes/ssl/kubelet.key"), &key);
+    let (_, out) = s.check(&root);
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/kubernetes/kubelet.kubeconfig: users[system:node:worker01].user.client-certificate: /etc/kubernetes/ssl/kubelet.crt lacks extended key usage clientAuth (it has serverAuth)"],
+    );
+    assert_eq!(out.lines().filter(|l| l.contains(" problem(s)")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "one line for the one problem, one summary:\n{out}"
+    );
+}
+
+#[test]
+fn check_reports_loose_key_modes_and_needs_a_tree() {
+    let s = Staged::new();
+    let root = s.copy("master01", "modes");
+    let key = root.join("etc/kubernetes/ssl/apiserver.key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/kubernetes/manifests/kube-apiserver.yaml: --tls-private-key-file: /etc/kubernetes/ssl/apiserver.key is readable by group or others (mode 0644)"],
+    );
+    let err = s.env.fails(&["render", "--check"], 1);
+    assert!(err.contains("'--check' requires '--out DIR'"), "{err}");
+    let err = s.env.fails(
+        &["render", "--check", "--out", s.out.to_str().unwrap(), "--node", "nope"],
+        1,
+    );
+    assert!(err.contains("no such staged or installed tree"), "{err}");
+}
