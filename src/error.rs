@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::audit::AuditError;
 use crate::inventory::InventoryError;
 use crate::issue::{IssueError, PolicyError};
 use crate::pki::PkiError;
@@ -54,6 +55,8 @@ pub enum Error {
     Stage(#[from] StageError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -131,6 +134,7 @@ impl Error {
                 "pass a PEM or DER PKCS#10 request, such as one from `openssl req -new`".into(),
             ),
             Error::Usage { hint, .. } => hint.clone(),
+            Error::Audit(e) => e.hint(),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 //! imports clap or prints.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod error;

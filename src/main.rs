@@ -1,6 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+
+/// `kpki audit` exits 3 when the audit itself could not run, usage errors included, as
+/// monitoring plugins expect ("unknown"); its 1 and 2 mean warning and critical.
+const AUDIT_CANNOT_RUN: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = match kpki::cli::Cli::try_parse() {
@@ -12,15 +16,29 @@ fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     ExitCode::SUCCESS
                 }
+                _ if is_audit() => ExitCode::from(AUDIT_CANNOT_RUN),
                 _ => ExitCode::from(1),
             };
         }
     };
+    let audit = matches!(cli.command, kpki::cli::Command::Audit(_));
     match kpki::commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("kpki: {}", e.render());
-            ExitCode::from(e.class().code())
+            ExitCode::from(if audit {
+                AUDIT_CANNOT_RUN
+            } else {
+                e.class().code()
+            })
         }
     }
+}
+
+/// Whether the command line that failed to parse was for `kpki audit`.
+fn is_audit() -> bool {
+    kpki::cli::Cli::command()
+        .ignore_errors(true)
+        .try_get_matches()
+        .is_ok_and(|m| m.subcommand_name() == Some("audit"))
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use age::secrecy::SecretString;
 use time::OffsetDateTime;
 
+mod audit;
 mod init;
 mod inspect;
 mod issue;
@@ -57,12 +58,14 @@ impl Printer {
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs a parsed command line; returns the exit status (0 unless the command has its
+/// own, as `audit` does).
+pub fn run(cli: Cli) -> Result<u8> {
     let mut p = Printer::stdout(cli.global.quiet);
     let now = OffsetDateTime::now_utc();
     let g = &cli.global;
-    match &cli.command {
+    let done = match &cli.command {
+        Command::Audit(a) => return audit::run(g, a, now, &mut p),
         Command::Init(a) => init::run(g, a, now, &mut p),
         Command::Issue(a) => issue::run(g, a, now, &mut p),
         Command::Csr(a) => sign::csr(g, a, &mut p),
@@ -82,7 +85,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-    }
+    };
+    done.map(|()| 0)
 }
 
 pub(crate) fn default_identity() -> PathBuf {

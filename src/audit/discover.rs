@@ -1,0 +1,510 @@
+//! The parallel walk: finding the files, reading each once, in parallel.
+//!
+//! Auditing is mostly opening and reading small files, so the walk itself is spread
+//! over the cores: a shared LIFO queue holds directories still to list and batches of
+//! files still to read, and `threads` workers take from it until it is empty and no
+//! worker is busy. A directory of 100 000 files is cut into batches, so one big
+//! directory keeps every core busy too. Order does not matter here: the report sorts.
+//!
+//! Symbolic links are followed, but never in circles: a link to a directory is not
+//! followed when the directory is its own ancestor (a loop, reported) or lies inside a
+//! walked root anyway (it is audited under its real path). Every error about one entry
+//! (unreadable, vanished, a loop, a dangling link, a FIFO named like a certificate)
+//! becomes a finding and the walk goes on.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use super::scan::{self, Context, FileScan};
+use super::{AuditConfig, Finding, FindingKind, Source};
+
+/// Files larger than this are not certificates; they are not read.
+const MAX_FILE: u64 = 8 * 1024 * 1024;
+/// How many files one queue item carries.
+const BATCH: usize = 64;
+/// How deep symlinked directories may nest, a last guard against pathological trees.
+const MAX_DEPTH: usize = 64;
+
+// Opening with O_NONBLOCK means a FIFO that took a file's place between listing and
+// opening cannot block the worker; for regular files the flag does nothing.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const O_NONBLOCK: i32 = 0x0004;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ELOOP: i32 = 40;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const ELOOP: i32 = 62;
+
+/// What the walk found.
+pub(crate) struct Walked {
+    pub files: Vec<FileScan>,
+    pub findings: Vec<Finding>,
+    pub sources: Vec<Source>,
+}
+
+enum Job {
+    Dir {
+        path: PathBuf,
+        depth: usize,
+    },
+    Files {
+        files: Vec<(PathBuf, Entry)>,
+        depth: usize,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// A regular file as listed.
+    File,
+    /// A symbolic link, resolved when processed.
+    Link,
+    /// A file named explicitly (a root or a referenced file): follow, and report missing.
+    Named,
+}
+
+struct Queue {
+    state: Mutex<(Vec<Job>, usize)>,
+    cond: Condvar,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        self.state.lock().expect("queue lock").0.push(job);
+        self.cond.notify_one();
+    }
+
+    /// The next job, or `None` when the queue is empty and no worker can add to it.
+    fn pop(&self) -> Option<Job> {
+        let mut s = self.state.lock().expect("queue lock");
+        loop {
+            if let Some(job) = s.0.pop() {
+                s.1 += 1;
+                return Some(job);
+            }
+            if s.1 == 0 {
+                return None;
+            }
+            s = self.cond.wait(s).expect("queue lock");
+        }
+    }
+
+    fn done(&self) {
+        let mut s = self.state.lock().expect("queue lock");
+        s.1 -= 1;
+        if s.1 == 0 && s.0.is_empty() {
+            self.cond.notify_all();
+        }
+    }
+}
+
+struct Worker<'a> {
+    ctx: &'a Context<'a>,
+    queue: &'a Queue,
+    /// Canonical forms of the walked roots.
+    roots: &'a [PathBuf],
+    buf: Vec<u8>,
+    files: Vec<FileScan>,
+    findings: Vec<Finding>,
+}
+
+/// Walks the roots and reads the referenced files of `cfg`, in parallel.
+pub(crate) fn walk(cfg: &AuditConfig) -> Walked {
+    let ctx = Context::new(&cfg.trusted);
+    let queue = Queue {
+        state: Mutex::new((Vec::new(), 0)),
+        cond: Condvar::new(),
+    };
+    let mut findings = Vec::new();
+    let mut sources = Vec::new();
+    let mut canonical = Vec::new();
+    let mut named = Vec::new();
+    for root in &cfg.roots {
+        match fs::metadata(&root.path) {
+            Ok(m) if m.is_dir() => {
+                sources.push(Source {
+                    kind: "file",
+                    path: root.path.clone(),
+                    up: true,
+                });
+                if let Ok(c) = fs::canonicalize(&root.path) {
+                    canonical.push(c);
+                }
+                queue.push(Job::Dir {
+                    path: root.path.clone(),
+                    depth: 0,
+                });
+            }
+            Ok(_) => {
+                sources.push(Source {
+                    kind: "file",
+                    path: root.path.clone(),
+                    up: true,
+                });
+                named.push((root.path.clone(), Entry::Named));
+            }
+            Err(e) => {
+                if root.required {
+                    let kind = if e.kind() == io::ErrorKind::NotFound {
+                        FindingKind::Missing
+                    } else {
+                        FindingKind::Unreadable
+                    };
+                    findings.push(Finding::new(
+                        Some(&root.path),
+                        kind,
+                        format!("cannot audit it: {}", plain(&e)),
+                    ));
+                    sources.push(Source {
+                        kind: "file",
+                        path: root.path.clone(),
+                        up: false,
+                    });
+                }
+            }
+        }
+    }
+    // Referenced files: read as named; a missing one is reported against its config.
+    for r in &cfg.referenced {
+        match fs::symlink_metadata(&r.path) {
+            Ok(_) => named.push((r.path.clone(), Entry::Named)),
+            Err(e) => findings.push(Finding::new(
+                Some(&r.path),
+                FindingKind::Missing,
+                format!("referenced by {} but {}", r.by, plain(&e)),
+            )),
+        }
+    }
+    for chunk in named.chunks(BATCH) {
+        queue.push(Job::Files {
+            files: chunk.to_vec(),
+            depth: 0,
+        });
+    }
+    let threads = cfg.threads.max(1);
+    let results: Vec<(Vec<FileScan>, Vec<Finding>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (ctx, queue, roots) = (&ctx, &queue, &canonical[..]);
+                s.spawn(move || {
+                    let mut w = Worker {
+                        ctx,
+                        queue,
+                        roots,
+                        buf: Vec::with_capacity(16 * 1024),
+                        files: Vec::new(),
+                        findings: Vec::new(),
+                    };
+                    while let Some(job) = queue.pop() {
+                        match job {
+                            Job::Dir { path, depth } => w.list(&path, depth),
+                            Job::Files { files, depth } => {
+                                for (path, entry) in files {
+                                    w.file_at(path, entry, depth);
+                                }
+                            }
+                        }
+                        queue.done();
+                    }
+                    (w.files, w.findings)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("audit worker panicked"))
+            .collect()
+    });
+    let mut files = Vec::new();
+    for (f, mut fi) in results {
+        files.extend(f);
+        findings.append(&mut fi);
+    }
+    Walked {
+        files,
+        findings,
+        sources,
+    }
+}
+
+/// An I/O error without the "(os error N)" tail.
+fn plain(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "it does not exist".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+fn is_loop(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ELOOP)
+}
+
+impl Worker<'_> {
+    fn finding(&mut self, path: &Path, kind: FindingKind, message: String) {
+        self.findings.push(Finding::new(Some(path), kind, message));
+    }
+
+    fn list(&mut self, dir: &Path, depth: usize) {
+        // Pseudo file systems hold no certificates and never end.
+        if depth > 0 && matches!(dir.to_str(), Some("/proc" | "/sys" | "/dev")) {
+            return;
+        }
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.finding(
+                    dir,
+                    FindingKind::Vanished,
+                    "directory disappeared during the audit".into(),
+                );
+                return;
+            }
+            Err(e) => {
+                self.finding(
+                    dir,
+                    FindingKind::Unreadable,
+                    format!("cannot list directory: {}", plain(&e)),
+                );
+                return;
+            }
+        };
+        let mut batch = Vec::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    self.finding(
+                        dir,
+                        FindingKind::Unreadable,
+                        format!("cannot list directory: {}", plain(&e)),
+                    );
+                    break;
+                }
+            };
+            let path = entry.path();
+            let ft = match entry.file_type() {
+                Ok(t) => t,
+                Err(_) => continue,
+            };
+            if ft.is_dir() {
+                self.queue.push(Job::Dir {
+                    path,
+                    depth: depth + 1,
+                });
+            } else if ft.is_file() {
+                batch.push((path, Entry::File));
+            } else if ft.is_symlink() {
+                batch.push((path, Entry::Link));
+            } else {
+                self.special(&path, ft);
+            }
+            if batch.len() == BATCH {
+                self.queue.push(Job::Files {
+                    files: std::mem::take(&mut batch),
+                    depth,
+                });
+            }
+        }
+        // The last batch is read right here: no queue round trip for small directories.
+        for (path, e) in batch {
+            self.file_at(path, e, depth);
+        }
+    }
+
+    /// A FIFO, socket or device: never opened; reported when named like a certificate.
+    fn special(&mut self, path: &Path, ft: fs::FileType) {
+        if !scan::named_like_cert(path) {
+            return;
+        }
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_block_device() || ft.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        self.finding(
+            path,
+            FindingKind::Unreadable,
+            format!("is {what}, not a regular file; not read"),
+        );
+    }
+
+    fn file_at(&mut self, path: PathBuf, entry: Entry, depth: usize) {
+        if entry != Entry::File {
+            // Resolve the link (or named path): a file, a directory to walk, or trouble.
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => {}
+                Ok(m) if m.is_dir() => {
+                    if entry == Entry::Named {
+                        self.queue.push(Job::Dir { path, depth: 0 });
+                    } else {
+                        self.linked_dir(path, depth);
+                    }
+                    return;
+                }
+                Ok(m) => {
+                    self.special(&path, m.file_type());
+                    return;
+                }
+                Err(e) if is_loop(&e) => {
+                    self.finding(
+                        &path,
+                        FindingKind::SymlinkLoop,
+                        "symbolic link loop; not followed".into(),
+                    );
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if fs::symlink_metadata(&path).is_ok() {
+                        let to = fs::read_link(&path)
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default();
+                        self.finding(
+                            &path,
+                            FindingKind::BrokenSymlink,
+                            format!("symbolic link to {to}, which does not exist"),
+                        );
+                    } else {
+                        self.finding(
+                            &path,
+                            FindingKind::Vanished,
+                            "disappeared during the audit".into(),
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.finding(&path, FindingKind::Unreadable, plain(&e));
+                    return;
+                }
+            }
+        }
+        self.read(path);
+    }
+
+    /// A symbolic link to a directory, met during the walk.
+    fn linked_dir(&mut self, path: PathBuf, depth: usize) {
+        let target = match fs::canonicalize(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.finding(&path, FindingKind::Unreadable, plain(&e));
+                return;
+            }
+        };
+        let parent = path
+            .parent()
+            .and_then(|p| fs::canonicalize(p).ok())
+            .unwrap_or_default();
+        if parent.starts_with(&target) {
+            self.finding(
+                &path,
+                FindingKind::SymlinkLoop,
+                format!(
+                    "symbolic link to {}, a directory it is inside of; not followed",
+                    target.display()
+                ),
+            );
+            return;
+        }
+        // Inside a walked root: audited under its real path already.
+        if self.roots.iter().any(|r| target.starts_with(r)) {
+            return;
+        }
+        if depth >= MAX_DEPTH {
+            self.finding(
+                &path,
+                FindingKind::SymlinkLoop,
+                format!("more than {MAX_DEPTH} levels of linked directories; not followed"),
+            );
+            return;
+        }
+        self.queue.push(Job::Dir {
+            path,
+            depth: depth + 1,
+        });
+    }
+
+    /// Opens, checks and reads one file, then scans it.
+    fn read(&mut self, path: PathBuf) {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&path);
+        let mut file: File = match file {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.finding(
+                    &path,
+                    FindingKind::Vanished,
+                    "disappeared during the audit".into(),
+                );
+                return;
+            }
+            Err(e) => {
+                self.finding(
+                    &path,
+                    FindingKind::Unreadable,
+                    format!("cannot open: {}", plain(&e)),
+                );
+                return;
+            }
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                self.finding(&path, FindingKind::Unreadable, plain(&e));
+                return;
+            }
+        };
+        if !meta.is_file() {
+            self.special(&path, meta.file_type());
+            return;
+        }
+        let mode = meta.mode() & 0o7777;
+        if meta.len() > MAX_FILE {
+            if scan::named_like_cert(&path) {
+                self.finding(
+                    &path,
+                    FindingKind::TooLarge,
+                    format!(
+                        "{} bytes: too large for a certificate file; not read",
+                        meta.len()
+                    ),
+                );
+            }
+            return;
+        }
+        self.buf.clear();
+        // One read of the known size (plus one byte to notice growth) is the usual case.
+        let want = meta.len() as usize + 1;
+        self.buf.reserve(want);
+        let r = (&mut file).take(MAX_FILE + 1).read_to_end(&mut self.buf);
+        if let Err(e) = r {
+            self.finding(
+                &path,
+                FindingKind::Unreadable,
+                format!("cannot read: {}", plain(&e)),
+            );
+            return;
+        }
+        drop(file);
+        let scanned = scan::scan(path, mode, &self.buf, self.ctx);
+        if !scanned.is_empty() {
+            self.files.push(scanned);
+        }
+    }
+}

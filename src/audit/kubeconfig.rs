@@ -1,0 +1,247 @@
+//! Certificates and keys embedded in kubeconfigs (`certificate-authority-data`,
+//! `client-certificate-data`, `client-key-data`).
+//!
+//! kpki has no YAML parser and needs none here: kubectl, kubeadm and kpki write these
+//! fields one per line with the base64 value on the same line, inside list items of the
+//! top-level `clusters:` and `users:` sequences. A line scanner that tracks the current
+//! item and its `name:` is enough, and it never fails on the rest of the file (exec
+//! plugins, contexts, comments) because it does not try to understand it.
+
+use super::Embedded;
+
+/// One embedded value found in a kubeconfig.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Field<'a> {
+    /// `certificate-authority-data`, `client-certificate-data` or `client-key-data`.
+    pub name: &'static str,
+    pub value: &'a str,
+    /// 1-based line number, for messages.
+    pub line: usize,
+    pub embedded: Embedded,
+}
+
+const FIELDS: [&str; 3] = [
+    "certificate-authority-data",
+    "client-certificate-data",
+    "client-key-data",
+];
+
+/// Whether `bytes` looks like a kubeconfig with embedded certificates.
+pub(crate) fn sniff(bytes: &[u8]) -> bool {
+    find(bytes, b"certificate-authority-data").is_some()
+        || find(bytes, b"client-certificate-data").is_some()
+}
+
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut at = 0;
+    while at + needle.len() <= hay.len() {
+        let i = hay[at..=hay.len() - needle.len()]
+            .iter()
+            .position(|&b| b == first)?;
+        let start = at + i;
+        if &hay[start..start + needle.len()] == needle {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn unquote(v: &str) -> &str {
+    let v = v.trim();
+    let v = v.split(" #").next().unwrap_or(v).trim();
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+        .unwrap_or(v)
+}
+
+/// Every embedded field of a kubeconfig, with the cluster or user entry it belongs to.
+pub(crate) fn fields(text: &str) -> Vec<Field<'_>> {
+    struct Item<'a> {
+        dash_indent: usize,
+        name: Option<&'a str>,
+        fields: Vec<(&'static str, &'a str, usize)>,
+    }
+    let mut out: Vec<Field<'_>> = Vec::new();
+    let mut section = "";
+    let mut item: Option<Item<'_>> = None;
+    fn flush<'a>(item: Option<Item<'a>>, out: &mut Vec<Field<'a>>, section: &str) {
+        let Some(it) = item else { return };
+        for (name, value, line) in it.fields {
+            let kind = match (name, section) {
+                ("certificate-authority-data", _) => "cluster",
+                (_, "clusters") => "cluster",
+                _ => "user",
+            };
+            out.push(Field {
+                name,
+                value,
+                line,
+                embedded: Embedded {
+                    kind,
+                    key: it.name.unwrap_or("").to_owned(),
+                },
+            });
+        }
+    }
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let ind = indent(line);
+        if ind == 0 && !content.starts_with('-') {
+            // A new top-level key ends the current item.
+            flush(item.take(), &mut out, section);
+            section = content.split(':').next().unwrap_or("").trim();
+            continue;
+        }
+        // `- ` opens a list item; its keys sit two columns right of the dash.
+        let (key_indent, body) = match content.strip_prefix("- ") {
+            Some(rest) => {
+                let dash = ind;
+                if item.as_ref().is_none_or(|it| dash <= it.dash_indent) {
+                    flush(item.take(), &mut out, section);
+                    item = Some(Item {
+                        dash_indent: dash,
+                        name: None,
+                        fields: Vec::new(),
+                    });
+                }
+                (dash + 2, rest.trim_start())
+            }
+            None => (ind, content),
+        };
+        let Some((key, value)) = body.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        let it = item.get_or_insert(Item {
+            dash_indent: 0,
+            name: None,
+            fields: Vec::new(),
+        });
+        if key == "name" && key_indent == it.dash_indent + 2 {
+            it.name = Some(unquote(value));
+        } else if let Some(f) = FIELDS.iter().find(|f| **f == key) {
+            it.fields.push((f, unquote(value), n + 1));
+        }
+    }
+    flush(item.take(), &mut out, section);
+    out
+}
+
+/// Decodes standard base64 (RFC 4648 §4), ignoring whitespace; `None` on anything else.
+pub(crate) fn base64(input: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let mut out = Vec::with_capacity(input.len() / 4 * 3);
+    let (mut acc, mut bits, mut pad) = (0u32, 0u32, 0usize);
+    for &c in input.as_bytes() {
+        match c {
+            b' ' | b'\n' | b'\r' | b'\t' => continue,
+            b'=' => {
+                pad += 1;
+                continue;
+            }
+            _ if pad > 0 => return None,
+            _ => {}
+        }
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits must be zero padding of at most 4 bits, and padding at most "==".
+    if pad > 2 || bits >= 6 || acc != 0 {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = "\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://192.168.3.1:443
+  name: example
+contexts:
+- context:
+    cluster: example
+    user: admin
+  name: admin@example
+current-context: admin@example
+kind: Config
+users:
+- name: admin
+  user:
+    client-certificate-data: \"Q0VSVA==\"
+    client-key-data: S0VZ
+- name: other
+  user:
+    exec:
+      env:
+      - name: FOO
+        value: bar
+";
+
+    #[test]
+    fn finds_fields_with_their_entries() {
+        let f = fields(KUBECONFIG);
+        let got: Vec<(&str, &str, &str, &str)> = f
+            .iter()
+            .map(|f| (f.name, f.value, f.embedded.kind, f.embedded.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("certificate-authority-data", "Q0E=", "cluster", "example"),
+                ("client-certificate-data", "Q0VSVA==", "user", "admin"),
+                ("client-key-data", "S0VZ", "user", "admin"),
+            ]
+        );
+        assert_eq!(f[0].line, 4);
+        assert!(sniff(KUBECONFIG.as_bytes()));
+        assert!(!sniff(b"apiVersion: v1\nkind: Config\n"));
+    }
+
+    #[test]
+    fn base64_round_trips_and_rejects_junk() {
+        assert_eq!(base64("Q0VSVA==").unwrap(), b"CERT");
+        assert_eq!(base64("S0VZ").unwrap(), b"KEY");
+        assert_eq!(base64("Q0\nVS VA==").unwrap(), b"CERT");
+        assert!(base64("Q0VSVA=x").is_none());
+        assert!(base64("!!!!").is_none());
+        assert!(base64("Q0VSV").is_none());
+    }
+
+    #[test]
+    fn find_substring() {
+        assert_eq!(find(b"abcabd", b"abd"), Some(3));
+        assert_eq!(find(b"ab", b"abd"), None);
+        assert_eq!(find(b"-----BEGIN X", b"-----BEGIN"), Some(0));
+    }
+}

@@ -1,0 +1,573 @@
+//! The expiry and health audit: find every certificate under some paths, say how long
+//! each has left, and check what can be checked around it (the chain to the CA, the key
+//! next to it and that key's mode, what the inventory and profiles expect to be there).
+//!
+//! It runs from cron on every node and on the CA host, so it is built to be fast and to
+//! never stop on one bad file:
+//!
+//! * [`discover`] walks the paths in parallel (a shared work queue of directories and
+//!   batches of files over `available_parallelism` threads) and hands each file to
+//!   [`scan`], which reads it once and finds the certificates and keys in it, whatever
+//!   the encoding (PEM with any number of sections, DER, kubeconfig `*-data` fields).
+//!   Anything wrong with one file (unreadable, vanished, garbage, a symlink loop) becomes
+//!   a [`Finding`], never an error of the whole run.
+//! * [`evaluate`] turns what was found into states and findings, from an injected `now`;
+//!   nothing here reads the clock, the environment or the terminal, and nothing prints.
+//! * [`report`] renders a [`Report`] as a table, JSON or Prometheus text.
+//!
+//! An [`AuditError`] means the audit itself could not run (exit status 3).
+
+pub mod configs;
+mod discover;
+mod evaluate;
+mod kubeconfig;
+pub mod layout;
+pub mod report;
+mod scan;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub use layout::{Expected, ExpectedFile, Layout};
+pub use scan::TrustedCa;
+
+/// Why the audit could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("nothing to audit: none of {} exists", list(.0))]
+    NothingToAudit(Vec<PathBuf>),
+    #[error("cannot use {path} as a CA: {reason}")]
+    BadCa { path: PathBuf, reason: String },
+    #[error("--warn {warn} is shorter than --critical {critical}")]
+    Thresholds { warn: String, critical: String },
+    #[error("cannot read the configs under {path}: {reason}")]
+    Configs { path: PathBuf, reason: String },
+    #[error("node '{0}' is not in the inventory")]
+    UnknownNode(String),
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl AuditError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            AuditError::NothingToAudit(_) => {
+                "name the directories or files to audit, or point --store at the store".into()
+            }
+            AuditError::BadCa { .. } => {
+                "pass a PEM or DER file holding the CA certificate(s), such as pki/ca/root/ca.crt"
+                    .into()
+            }
+            AuditError::Thresholds { .. } => {
+                "the warning threshold must be at least the critical one, such as --warn 30d --critical 7d"
+                    .into()
+            }
+            AuditError::Configs { .. } => {
+                "pass a staged node tree (DIR/<node>) from `kpki apply`, or / on a node".into()
+            }
+            AuditError::UnknownNode(_) => {
+                "name a node of the inventory's [[nodes]] with --node".into()
+            }
+        })
+    }
+}
+
+/// A certificate's validity at `now`, against the warning and critical thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Ok,
+    Warn,
+    Critical,
+    Expired,
+    NotYetValid,
+}
+
+impl State {
+    /// Classifies a validity period at `now`. A certificate is valid through its notAfter
+    /// second (RFC 5280 §4.1.2.5); "within" a threshold includes the threshold itself.
+    pub fn at(
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        now: OffsetDateTime,
+        warn_seconds: i64,
+        critical_seconds: i64,
+    ) -> State {
+        let left = (not_after - now).whole_seconds();
+        if now < not_before {
+            State::NotYetValid
+        } else if now > not_after {
+            State::Expired
+        } else if left <= critical_seconds {
+            State::Critical
+        } else if left <= warn_seconds {
+            State::Warn
+        } else {
+            State::Ok
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Warn => "warn",
+            State::Critical => "critical",
+            State::Expired => "expired",
+            State::NotYetValid => "not_yet_valid",
+        }
+    }
+
+    /// The exit status this state alone calls for.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Warn => 1,
+            State::Critical | State::Expired | State::NotYetValid => 2,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How much a finding matters: `error` fails the run (exit 2), `warn` warns (exit 1),
+/// `info` is printed but leaves the exit status alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Severity::Info => 0,
+            Severity::Warn => 1,
+            Severity::Error => 2,
+        }
+    }
+}
+
+/// What a finding is about. The names (snake_case in JSON and metrics) are stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A file or directory could not be read (permissions, I/O error, a FIFO or socket
+    /// where a certificate is expected).
+    Unreadable,
+    /// A file disappeared between listing and reading it (normal churn, e.g. a rename).
+    Vanished,
+    /// A file named like a certificate is too large to be one; not read.
+    TooLarge,
+    /// A file that holds or claims to hold certificates or keys cannot be parsed:
+    /// truncated PEM, bad base64, broken DER, binary junk named `.crt`.
+    Unparsable,
+    /// A symbolic link that leads back to itself or to a directory above it; not followed.
+    SymlinkLoop,
+    /// A symbolic link whose target does not exist.
+    BrokenSymlink,
+    /// Issued by a CA that is not among the trusted ones (the store's, `--ca`).
+    UntrustedIssuer,
+    /// Names a trusted CA as issuer, but that CA's key did not sign it.
+    BadSignature,
+    /// A self-signed CA that is not among the trusted ones.
+    ForeignCa,
+    /// A CA expires before certificates it signed: they stop working with it.
+    CaExpiresFirst,
+    /// The private key next to a certificate does not belong to it.
+    KeyMismatch,
+    /// A private key is readable by group or others (not 0600 or tighter).
+    KeyMode,
+    /// A file the inventory, the profiles or a daemon config call for is not there.
+    Missing,
+    /// A certificate's subject CN is not the one its profile gives.
+    SubjectMismatch,
+    /// A certificate lacks SANs its profile requires for its node.
+    SanMissing,
+    /// A certificate lacks extended key usages its profile requires.
+    EkuMissing,
+    /// A certificate is signed by another of the store's CAs than its profile's.
+    WrongCa,
+    /// A CA file holds something other than the store's CA for it.
+    CaMismatch,
+    /// Many certificates expire on the same day.
+    ExpiryCliff,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 19] = [
+        FindingKind::Unreadable,
+        FindingKind::Vanished,
+        FindingKind::TooLarge,
+        FindingKind::Unparsable,
+        FindingKind::SymlinkLoop,
+        FindingKind::BrokenSymlink,
+        FindingKind::UntrustedIssuer,
+        FindingKind::BadSignature,
+        FindingKind::ForeignCa,
+        FindingKind::CaExpiresFirst,
+        FindingKind::KeyMismatch,
+        FindingKind::KeyMode,
+        FindingKind::Missing,
+        FindingKind::SubjectMismatch,
+        FindingKind::SanMissing,
+        FindingKind::EkuMissing,
+        FindingKind::WrongCa,
+        FindingKind::CaMismatch,
+        FindingKind::ExpiryCliff,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Unreadable => "unreadable",
+            FindingKind::Vanished => "vanished",
+            FindingKind::TooLarge => "too_large",
+            FindingKind::Unparsable => "unparsable",
+            FindingKind::SymlinkLoop => "symlink_loop",
+            FindingKind::BrokenSymlink => "broken_symlink",
+            FindingKind::UntrustedIssuer => "untrusted_issuer",
+            FindingKind::BadSignature => "bad_signature",
+            FindingKind::ForeignCa => "foreign_ca",
+            FindingKind::CaExpiresFirst => "ca_expires_first",
+            FindingKind::KeyMismatch => "key_mismatch",
+            FindingKind::KeyMode => "key_mode",
+            FindingKind::Missing => "missing",
+            FindingKind::SubjectMismatch => "subject_mismatch",
+            FindingKind::SanMissing => "san_missing",
+            FindingKind::EkuMissing => "eku_missing",
+            FindingKind::WrongCa => "wrong_ca",
+            FindingKind::CaMismatch => "ca_mismatch",
+            FindingKind::ExpiryCliff => "expiry_cliff",
+        }
+    }
+
+    /// The severity of every finding of this kind.
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::Vanished
+            | FindingKind::SymlinkLoop
+            | FindingKind::ForeignCa
+            // A cliff is planning information: a cluster issued in one night would
+            // otherwise warn every night for a year. Its certificates warn on their own
+            // once they come within --warn.
+            | FindingKind::ExpiryCliff => Severity::Info,
+            FindingKind::Unreadable | FindingKind::TooLarge | FindingKind::BrokenSymlink => {
+                Severity::Warn
+            }
+            _ => Severity::Error,
+        }
+    }
+
+    /// Whether this finding means a file's certificates could not be read, which the
+    /// Prometheus output reports as `x509_cert_error 1`.
+    pub fn is_read_error(self) -> bool {
+        matches!(
+            self,
+            FindingKind::Unreadable | FindingKind::TooLarge | FindingKind::Unparsable
+        )
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where in a kubeconfig a certificate or key was embedded.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Embedded {
+    /// `cluster` (certificate-authority-data) or `user` (client-certificate-data,
+    /// client-key-data), as enix's x509-certificate-exporter labels them.
+    pub kind: &'static str,
+    /// The name of the cluster or user entry.
+    pub key: String,
+}
+
+/// Something the audit noticed that is not a certificate's own validity.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// The file (or directory) it is about; `null` for findings about the whole run.
+    pub path: Option<PathBuf>,
+    pub kind: FindingKind,
+    pub severity: Severity,
+    /// One line for a person, with what to do where there is something to do.
+    pub message: String,
+    /// For findings about a kubeconfig's embedded data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<Embedded>,
+}
+
+impl Finding {
+    pub fn new(path: Option<&Path>, kind: FindingKind, message: impl Into<String>) -> Finding {
+        Finding {
+            path: path.map(Path::to_path_buf),
+            kind,
+            severity: kind.severity(),
+            message: message.into(),
+            embedded: None,
+        }
+    }
+}
+
+/// How a certificate was found in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Pem,
+    Der,
+    Kubeconfig,
+}
+
+/// The first value of each distinguished-name attribute enix's exporter turns into a
+/// label (`subject_C`, …, `issuer_CN`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameParts {
+    pub c: Option<String>,
+    pub st: Option<String>,
+    pub l: Option<String>,
+    pub o: Option<String>,
+    pub ou: Option<String>,
+    pub cn: Option<String>,
+}
+
+/// What the chain check found for a certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ChainStatus {
+    /// Nothing to check against: no trusted CA given and no issuer in the same file.
+    Unchecked,
+    /// The certificate is one of the trusted CAs.
+    Anchor { ca: String },
+    /// Signed by this trusted CA (signature verified).
+    Trusted {
+        ca: String,
+        ca_path: PathBuf,
+        #[serde(with = "time::serde::rfc3339")]
+        ca_not_after: OffsetDateTime,
+    },
+    /// Signed by a certificate later in the same file (a chain file); no trusted CA given.
+    InFile {
+        ca: String,
+        #[serde(with = "time::serde::rfc3339")]
+        ca_not_after: OffsetDateTime,
+    },
+    /// Trusted CAs were given and none of them is this certificate's issuer.
+    Untrusted,
+    /// A trusted CA has the issuer's name, but its key did not make the signature.
+    BadSignature { ca: String },
+    /// A self-signed certificate that is not one of the trusted CAs.
+    ForeignRoot,
+}
+
+/// The private key found with a certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyCheck {
+    /// The key file (the certificate's own file when they share one).
+    pub path: PathBuf,
+    /// Whether the key belongs to the certificate; `null` when the key could not be read
+    /// (an encrypted key, say).
+    pub matches: Option<bool>,
+    /// The key file's permission bits, in octal (`0600`).
+    pub mode: String,
+}
+
+/// One certificate as the audit reports it. The serialized field names are stable and
+/// documented in `kpki audit --help` and kpki-audit(1).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditedCert {
+    pub path: PathBuf,
+    /// Position in its file, from 0 (a chain file's leaf is 0).
+    pub index: usize,
+    pub encoding: Encoding,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_key: Option<String>,
+    pub subject: String,
+    pub issuer: String,
+    /// Hexadecimal, colon-separated, as `openssl x509 -serial` and `kpki inspect` show it.
+    pub serial: String,
+    pub sans: Vec<String>,
+    pub ext_key_usage: Vec<String>,
+    pub is_ca: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Seconds from the audit's `now` to notAfter; negative once expired.
+    pub seconds_left: i64,
+    pub state: State,
+    /// SHA-256 of the DER, colon-separated hex (as `openssl x509 -fingerprint -sha256`).
+    pub sha256: String,
+    /// The inventory node and the profile this certificate is for, where kpki knows them.
+    pub node: Option<String>,
+    pub profile: Option<String>,
+    pub chain: ChainStatus,
+    pub key: Option<KeyCheck>,
+    #[serde(skip)]
+    pub(crate) serial_decimal: String,
+    #[serde(skip)]
+    pub(crate) subject_parts: NameParts,
+    #[serde(skip)]
+    pub(crate) issuer_parts: NameParts,
+    #[serde(skip)]
+    pub(crate) fingerprint: [u8; 32],
+}
+
+impl AuditedCert {
+    /// The subject's CN, or the whole subject when it has none.
+    pub fn short_subject(&self) -> &str {
+        self.subject_parts.cn.as_deref().unwrap_or(&self.subject)
+    }
+
+    /// The serial number in decimal, as enix's exporter puts it in `serial_number`.
+    pub fn serial_decimal(&self) -> &str {
+        &self.serial_decimal
+    }
+}
+
+/// A place the audit was asked to look, and whether it could.
+#[derive(Clone, Debug, Serialize)]
+pub struct Source {
+    /// `file` for walked paths, `configs` for a `--configs` tree.
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub up: bool,
+}
+
+/// A day on which many certificates expire.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cliff {
+    /// The UTC date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Distinct certificates (by fingerprint) expiring that day.
+    pub count: usize,
+}
+
+/// Totals for the whole run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub now: Option<OffsetDateTime>,
+    pub warn_seconds: i64,
+    pub critical_seconds: i64,
+    /// Files that hold at least one certificate.
+    pub files: usize,
+    pub certificates: usize,
+    /// Certificates counted once however many files hold them.
+    pub distinct: usize,
+    pub ok: usize,
+    pub warn: usize,
+    pub critical: usize,
+    pub expired: usize,
+    pub not_yet_valid: usize,
+    pub findings_error: usize,
+    pub findings_warn: usize,
+    pub findings_info: usize,
+    /// The certificate that expires first among those not yet expired.
+    pub next_expiry: Option<NextExpiry>,
+    pub cliffs: Vec<Cliff>,
+    pub sources: Vec<Source>,
+    /// 0 all ok, 1 something within --warn, 2 within --critical, expired, not yet valid
+    /// or a failed check.
+    pub exit_code: u8,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NextExpiry {
+    pub path: PathBuf,
+    pub subject: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub seconds_left: i64,
+}
+
+/// Everything one audit found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Sorted by time left, then path and position.
+    pub certificates: Vec<AuditedCert>,
+    /// Sorted by severity (errors first), then path.
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> u8 {
+        self.summary.exit_code
+    }
+}
+
+/// A path to walk.
+#[derive(Clone, Debug)]
+pub struct Root {
+    pub path: PathBuf,
+    /// A missing required root is a finding; a missing default one is skipped quietly.
+    pub required: bool,
+}
+
+/// A file a daemon config references (`--configs`), audited without walking.
+#[derive(Clone, Debug)]
+pub struct Referenced {
+    pub path: PathBuf,
+    /// Who references it, for the "missing" finding: `etc/etcd/etcd.conf (ETCD_CERT_FILE)`.
+    pub by: String,
+}
+
+/// What to audit and how.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    pub roots: Vec<Root>,
+    pub referenced: Vec<Referenced>,
+    pub now: OffsetDateTime,
+    pub warn_seconds: i64,
+    pub critical_seconds: i64,
+    /// CAs that certificates must chain to (the store's and `--ca` files).
+    pub trusted: Vec<TrustedCa>,
+    /// Files the inventory and profiles call for, with what they must hold.
+    pub expected: Vec<Expected>,
+    /// Report a day on which at least this many distinct certificates expire.
+    pub cliff_min: usize,
+    /// Worker threads (at least 1).
+    pub threads: usize,
+}
+
+/// Runs the audit.
+pub fn run(cfg: &AuditConfig) -> Result<Report, AuditError> {
+    if cfg.warn_seconds < cfg.critical_seconds {
+        return Err(AuditError::Thresholds {
+            warn: crate::span::human_left(cfg.warn_seconds),
+            critical: crate::span::human_left(cfg.critical_seconds),
+        });
+    }
+    let walked = discover::walk(cfg);
+    if cfg.referenced.is_empty() && !cfg.roots.is_empty() && walked.sources.iter().all(|s| !s.up) {
+        return Err(AuditError::NothingToAudit(
+            cfg.roots.iter().map(|r| r.path.clone()).collect(),
+        ));
+    }
+    Ok(evaluate::evaluate(cfg, walked))
+}

@@ -1,0 +1,19 @@
+//! Renders a [`Report`](super::Report): a table for people, JSON for programs, and
+//! Prometheus text for the node_exporter textfile collector. Rendering returns text;
+//! the caller decides where it goes.
+
+mod json;
+mod prometheus;
+mod table;
+
+pub use json::json;
+pub use prometheus::prometheus;
+pub use table::{table, TableOptions};
+
+/// The date part of a time, `YYYY-MM-DD` (UTC).
+fn date(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
+}

@@ -1,0 +1,218 @@
+//! `kpki audit`: decides what to audit (paths, the store, the node's directories, a
+//! `--configs` tree), which CAs to trust and what the inventory expects, runs the audit
+//! and writes the report. Returns the audit's exit status (0, 1 or 2); any error here
+//! means the audit could not run, which `main` turns into exit status 3.
+
+use std::path::{Path, PathBuf};
+
+use time::format_description::well_known::Rfc3339;
+
+use super::*;
+use crate::audit::{self, layout, AuditConfig, Layout, Referenced, Root, TrustedCa};
+use crate::cli::audit::{AuditArgs, AuditFormat};
+
+/// Where certificates live on a node, besides the profiles' install directories.
+const NODE_DIRS: [&str; 4] = [
+    "/etc/kubernetes",
+    "/etc/ssl/etcd",
+    "/etc/etcd",
+    "/var/lib/kubelet/pki",
+];
+
+/// The inventory when there is one: a missing file at the default path means "no
+/// inventory"; a missing file anywhere else is an error.
+fn inventory(g: &crate::cli::Global) -> Result<Option<Inventory>> {
+    if g.inventory == Path::new("cluster.toml") && !g.inventory.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Inventory::load(&g.inventory)?))
+}
+
+/// This host's name, from the kernel.
+fn hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn this_node(inv: &Inventory, host: &str) -> Option<String> {
+    let short = host.split('.').next().unwrap_or(host);
+    inv.nodes()
+        .iter()
+        .find(|n| n.name.as_str() == short || n.fqdn == host)
+        .map(|n| n.name.to_string())
+}
+
+fn inside(path: &Path, roots: &[Root]) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let p = canon(path);
+    roots.iter().any(|r| p.starts_with(canon(&r.path)))
+}
+
+pub(super) fn run(
+    g: &crate::cli::Global,
+    a: &AuditArgs,
+    now: OffsetDateTime,
+    p: &mut Printer,
+) -> Result<u8> {
+    let warn = parse_span(&a.warn, "warn")?;
+    let critical = parse_span(&a.critical, "critical")?;
+    let now = match &a.now {
+        Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
+            Error::usage(
+                format!("invalid value for --now: {e}"),
+                "write it like 2026-11-25T00:00:00Z",
+            )
+        })?,
+        None => now,
+    };
+    let profiles = profiles(g)?;
+    let inv = inventory(g)?;
+    let store = if Store::exists(&g.store) {
+        Some(Store::open(&g.store)?)
+    } else {
+        None
+    };
+    if let (Some(node), Some(inv)) = (&a.node, &inv) {
+        if inv.node(node).is_none() {
+            return Err(audit::AuditError::UnknownNode(node.clone()).into());
+        }
+    }
+
+    // What to walk, and which layouts of kpki files it holds.
+    let mut roots: Vec<Root> = Vec::new();
+    let mut layouts: Vec<Layout> = Vec::new();
+    let mut referenced: Vec<Referenced> = Vec::new();
+    if let Some(tree) = &a.configs {
+        referenced = audit::configs::referenced(tree)?;
+    }
+    if !a.paths.is_empty() {
+        for path in &a.paths {
+            roots.push(Root {
+                path: path.clone(),
+                required: true,
+            });
+            let found = layout::detect(path, inv.as_ref(), &profiles);
+            if found.is_empty() {
+                if let Some(node) = &a.node {
+                    layouts.push(Layout::Node {
+                        root: path.clone(),
+                        node: node.clone(),
+                    });
+                }
+            }
+            layouts.extend(found);
+        }
+    } else if a.configs.is_none() {
+        match &store {
+            Some(s) => {
+                roots.push(Root {
+                    path: s.dir().to_path_buf(),
+                    required: true,
+                });
+                layouts.push(Layout::Store {
+                    dir: s.dir().to_path_buf(),
+                });
+            }
+            None => {
+                let mut dirs: Vec<PathBuf> = NODE_DIRS.iter().map(PathBuf::from).collect();
+                for d in layout::install_dirs(&profiles) {
+                    if !dirs.iter().any(|r| d.starts_with(r)) {
+                        dirs.push(d);
+                    }
+                }
+                roots.extend(dirs.into_iter().map(|path| Root {
+                    path,
+                    required: false,
+                }));
+                let node = a.node.clone().or_else(|| {
+                    let inv = inv.as_ref()?;
+                    this_node(inv, &hostname()?)
+                });
+                if let Some(node) = node {
+                    layouts.push(Layout::Node {
+                        root: PathBuf::from("/"),
+                        node,
+                    });
+                }
+            }
+        }
+    }
+
+    // The CAs to check against: the store's, then --ca files. They are audited too.
+    let mut trusted: Vec<TrustedCa> = Vec::new();
+    let mut ca_files: Vec<PathBuf> = Vec::new();
+    if let Some(s) = &store {
+        for name in s.ca_names() {
+            let path = s.dir().join("ca").join(&name).join("ca.crt");
+            trusted.extend(TrustedCa::load(&path, Some(&name))?);
+            ca_files.push(path);
+        }
+    }
+    for f in &a.ca {
+        trusted.extend(TrustedCa::load(f, None)?);
+        ca_files.push(f.clone());
+    }
+    if a.configs.is_none() || !a.paths.is_empty() {
+        for f in ca_files {
+            if !inside(&f, &roots) {
+                roots.push(Root {
+                    path: f,
+                    required: true,
+                });
+            }
+        }
+    }
+
+    let expected = match &inv {
+        Some(inv) => layout::expectations(&layouts, inv, &profiles, store.as_ref())?,
+        None => Vec::new(),
+    };
+    let cfg = AuditConfig {
+        roots,
+        referenced,
+        now,
+        warn_seconds: warn.seconds(),
+        critical_seconds: critical.seconds(),
+        trusted,
+        expected,
+        cliff_min: a.cliff,
+        threads: a
+            .threads
+            .filter(|n| *n > 0)
+            .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+            .unwrap_or(2),
+    };
+    let report = audit::run(&cfg)?;
+
+    let text = match a.format {
+        AuditFormat::Table => {
+            let color = a.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            audit::report::table(
+                &report,
+                audit::report::TableOptions {
+                    color,
+                    quiet: g.quiet,
+                },
+            )
+        }
+        AuditFormat::Json => audit::report::json(&report),
+        AuditFormat::Prometheus => audit::report::prometheus(&report),
+    };
+    match &a.output {
+        Some(out) => crate::store::atomic::write(
+            out,
+            text.as_bytes(),
+            0o644,
+            crate::store::Existing::Replace,
+        )
+        .map_err(Error::io(out))?,
+        None if text.is_empty() => {}
+        None => p.data(text.strip_suffix('\n').unwrap_or(&text))?,
+    }
+    Ok(report.exit_code())
+}
