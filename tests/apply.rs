@@ -29,16 +29,31 @@ fn first_apply_initialises_issues_and_stages_every_node() {
     let plan = env.ok(&["plan", "--out", out_s]);
     assert!(plan.starts_with("init store pki"), "{plan}");
     assert!(plan.contains("issue etcd-peer for etcd01"), "{plan}");
-    assert!(plan.contains("create etcd01:/etc/ssl/etcd/etcd.key"), "{plan}");
-    assert!(!env.store().exists() && !out.exists(), "plan changed nothing");
+    assert!(
+        plan.contains("create etcd01:/etc/ssl/etcd/etcd.key"),
+        "{plan}"
+    );
+    assert!(
+        !env.store().exists() && !out.exists(),
+        "plan changed nothing"
+    );
 
     let text = env.ok(&["apply", "--out", out_s]);
-    assert!(text.contains("no store at pki: initialised it as `kpki init` does"), "{text}");
+    assert!(
+        text.contains("no store at pki: initialised it as `kpki init` does"),
+        "{text}"
+    );
     assert!(text.contains("created identity"), "{text}");
     assert!(text.contains("apply: 35 issued; 10 tree(s)"), "{text}");
 
     // Every node tree: each manifest entry exists with its mode; keys 0600.
-    for node in ["etcd01", "master01", "worker03", "_cluster", "_loadbalancer"] {
+    for node in [
+        "etcd01",
+        "master01",
+        "worker03",
+        "_cluster",
+        "_loadbalancer",
+    ] {
         let tree = out.join(node);
         let m = manifest(&tree);
         assert_eq!(m["tree"], node);
@@ -52,11 +67,12 @@ fn first_apply_initialises_issues_and_stages_every_node() {
             if e["kind"] == "key" {
                 assert_eq!(want, 0o600, "{node}:{path}");
             }
-            let sha: String = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(&f).unwrap())
-                .as_ref()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let sha: String =
+                ring::digest::digest(&ring::digest::SHA256, &std::fs::read(&f).unwrap())
+                    .as_ref()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
             assert_eq!(e["sha256"], sha, "{node}:{path}");
         }
     }
@@ -67,10 +83,14 @@ fn first_apply_initialises_issues_and_stages_every_node() {
         .iter()
         .find(|e| e["path"] == "/etc/ssl/etcd/etcd.key")
         .unwrap();
-    assert_eq!((key["owner"].as_str(), key["group"].as_str()), (Some("etcd"), Some("etcd")));
+    assert_eq!(
+        (key["owner"].as_str(), key["group"].as_str()),
+        (Some("etcd"), Some("etcd"))
+    );
 
     // A staged certificate is the store's, with the CA appended where the profile says.
-    let stored = std::fs::read_to_string(env.store().join("issued/etcd-peer/etcd02/cert.pem")).unwrap();
+    let stored =
+        std::fs::read_to_string(env.store().join("issued/etcd-peer/etcd02/cert.pem")).unwrap();
     let staged = std::fs::read_to_string(out.join("etcd02/etc/ssl/etcd/etcd.crt")).unwrap();
     assert!(staged.starts_with(&stored) && staged.matches("BEGIN CERTIFICATE").count() == 2);
     let (ok, msg) = support::openssl(&[
@@ -97,7 +117,8 @@ fn first_apply_initialises_issues_and_stages_every_node() {
     assert!(raw.contains("client-certificate-data:") && raw.contains("client-key-data:"));
     assert_eq!(mode(&out.join("_cluster/admin.kubeconfig")), 0o600);
     // Node kubeconfigs name files.
-    let kubelet = std::fs::read_to_string(out.join("worker01/etc/kubernetes/kubelet.kubeconfig")).unwrap();
+    let kubelet =
+        std::fs::read_to_string(out.join("worker01/etc/kubernetes/kubelet.kubeconfig")).unwrap();
     assert!(!kubelet.contains("-data:"));
 
     // Second run: nothing issued, nothing rewritten (store and staged trees byte-equal).
@@ -108,7 +129,10 @@ fn first_apply_initialises_issues_and_stages_every_node() {
         .unwrap();
     let text = env.ok(&["apply", "--out", out_s]);
     assert!(text.contains("apply: 0 issued; 10 tree(s)"), "{text}");
-    assert!(!text.contains("create") && !text.contains("update"), "{text}");
+    assert!(
+        !text.contains("create") && !text.contains("update"),
+        "{text}"
+    );
     assert_eq!(before, (snapshot(&env.store()), snapshot(&out)));
     assert_eq!(
         mtime,
@@ -120,7 +144,10 @@ fn first_apply_initialises_issues_and_stages_every_node() {
     );
     let plan = env.ok(&["plan", "--out", out_s]);
     assert_eq!(plan.lines().count(), 1, "nothing to do: {plan}");
-    assert!(plan.starts_with("plan: 0 to issue; staged files in "), "{plan}");
+    assert!(
+        plan.starts_with("plan: 0 to issue; staged files in "),
+        "{plan}"
+    );
     assert!(plan.trim_end().ends_with(": 162 unchanged"), "{plan}");
 }
 
@@ -132,8 +159,13 @@ fn apply_restores_drift_and_prunes_what_is_no_longer_staged() {
     env.ok(&["apply", "--out", out_s, "--cluster-signing"]);
     let key = out.join("master01/etc/kubernetes/ssl/cluster-signing-ca.key");
     assert_eq!(mode(&key), 0o600);
-    let manifest = std::fs::read_to_string(out.join("master01/etc/kubernetes/manifests/kube-controller-manager.yaml")).unwrap();
-    assert!(manifest.contains("--cluster-signing-key-file=/etc/kubernetes/ssl/cluster-signing-ca.key"));
+    let manifest = std::fs::read_to_string(
+        out.join("master01/etc/kubernetes/manifests/kube-controller-manager.yaml"),
+    )
+    .unwrap();
+    assert!(
+        manifest.contains("--cluster-signing-key-file=/etc/kubernetes/ssl/cluster-signing-ca.key")
+    );
     env.ok(&["render", "--check", "--out", out_s]);
 
     // Drift: a changed config and a loosened mode are put back.
@@ -142,17 +174,32 @@ fn apply_restores_drift_and_prunes_what_is_no_longer_staged() {
     let crt = out.join("worker02/etc/kubernetes/ssl/kubelet.key");
     std::fs::set_permissions(&crt, std::fs::Permissions::from_mode(0o644)).unwrap();
     let plan = env.ok(&["plan", "--out", out_s, "--cluster-signing"]);
-    assert!(plan.contains("update worker02:/etc/flanneld/options.env"), "{plan}");
-    assert!(plan.contains("chmod worker02:/etc/kubernetes/ssl/kubelet.key"), "{plan}");
+    assert!(
+        plan.contains("update worker02:/etc/flanneld/options.env"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("chmod worker02:/etc/kubernetes/ssl/kubelet.key"),
+        "{plan}"
+    );
     let text = env.ok(&["apply", "--out", out_s, "--cluster-signing"]);
-    assert!(text.contains("update worker02:/etc/flanneld/options.env"), "{text}");
+    assert!(
+        text.contains("update worker02:/etc/flanneld/options.env"),
+        "{text}"
+    );
     assert_eq!(mode(&crt), 0o600);
 
     // Without --cluster-signing the CA key leaves the staged trees.
     let text = env.ok(&["apply", "--out", out_s]);
-    assert!(text.contains("remove master01:/etc/kubernetes/ssl/cluster-signing-ca.key"), "{text}");
+    assert!(
+        text.contains("remove master01:/etc/kubernetes/ssl/cluster-signing-ca.key"),
+        "{text}"
+    );
     assert!(!key.exists());
-    let manifest = std::fs::read_to_string(out.join("master01/etc/kubernetes/manifests/kube-controller-manager.yaml")).unwrap();
+    let manifest = std::fs::read_to_string(
+        out.join("master01/etc/kubernetes/manifests/kube-controller-manager.yaml"),
+    )
+    .unwrap();
     assert!(!manifest.contains("cluster-signing"));
     env.ok(&["render", "--check", "--out", out_s]);
 }
@@ -174,6 +221,9 @@ fn apply_refuses_a_broken_template_before_writing_anything() {
         ],
         1,
     );
-    assert!(err.contains("options.env:1: unknown name '{{node.nmae}}'"), "{err}");
+    assert!(
+        err.contains("options.env:1: unknown name '{{node.nmae}}'"),
+        "{err}"
+    );
     assert!(!env.store().exists() && !out.exists(), "nothing written");
 }

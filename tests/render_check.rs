@@ -45,7 +45,15 @@ impl Staged {
     /// Issues an ad-hoc certificate from this store and returns (cert, key) paths.
     fn adhoc(&self, profile: &str, cn: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
         let out = self.env.path().join(format!("adhoc-{profile}"));
-        let mut args = vec!["issue", "--profile", profile, "--cn", cn, "--out", out.to_str().unwrap()];
+        let mut args = vec![
+            "issue",
+            "--profile",
+            profile,
+            "--cn",
+            cn,
+            "--out",
+            out.to_str().unwrap(),
+        ];
         for s in sans {
             args.extend(["--san", s]);
         }
@@ -56,7 +64,12 @@ impl Staged {
 
 /// The certificate and key files of an export directory `OUT/<target>/`.
 fn pair(out: &Path) -> (PathBuf, PathBuf) {
-    let dir = std::fs::read_dir(out).unwrap().next().unwrap().unwrap().path();
+    let dir = std::fs::read_dir(out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut cert = None;
     let mut key = None;
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -103,10 +116,19 @@ fn check_catches_each_planted_problem() {
     let s = Staged::new();
 
     // The staged trees as apply wrote them are consistent.
-    let o = s.env.run(&["render", "--check", "--out", s.out.to_str().unwrap()]);
+    let o = s
+        .env
+        .run(&["render", "--check", "--out", s.out.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.contains("10 tree(s)") && text.contains(", 0 problem(s)"), "{text}");
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("10 tree(s)") && text.contains(", 0 problem(s)"),
+        "{text}"
+    );
 
     // 1. A config naming a missing file.
     let root = s.copy("worker01", "missing");
@@ -159,11 +181,21 @@ fn check_catches_each_planted_problem() {
         &root,
         &["/etc/flanneld/options.env: FLANNELD_ETCD_CERTFILE: /etc/ssl/etcd/etcd-client.crt (issuer"],
     );
-    assert!(out.contains("does not chain to a CA in /etc/ssl/etcd/ca.crt (FLANNELD_ETCD_CAFILE)"), "{out}");
-    assert!(!out.contains("does not match"), "the foreign key matches its own certificate: {out}");
+    assert!(
+        out.contains("does not chain to a CA in /etc/ssl/etcd/ca.crt (FLANNELD_ETCD_CAFILE)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("does not match"),
+        "the foreign key matches its own certificate: {out}"
+    );
 
     // 4. An etcd peer certificate whose SANs lack the peer URL's IP.
-    let (cert, key) = s.adhoc("etcd-peer", "etcd01.example.com", &["etcd01.example.com", "127.0.0.1"]);
+    let (cert, key) = s.adhoc(
+        "etcd-peer",
+        "etcd01.example.com",
+        &["etcd01.example.com", "127.0.0.1"],
+    );
     let root = s.copy("etcd01", "peer-sans");
     replace(&root.join("etc/ssl/etcd/etcd.crt"), &cert);
     replace(&root.join("etc/ssl/etcd/etcd.key"), &key);
@@ -184,7 +216,11 @@ fn check_catches_each_planted_problem() {
         &root,
         &["/etc/kubernetes/kubelet.kubeconfig: users[system:node:worker01].user.client-certificate: /etc/kubernetes/ssl/kubelet.crt lacks extended key usage clientAuth (it has serverAuth)"],
     );
-    assert_eq!(out.lines().filter(|l| l.contains(" problem(s)")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" problem(s)")).count(),
+        1,
+        "{out}"
+    );
     assert_eq!(
         out.lines().count(),
         2,
@@ -207,7 +243,14 @@ fn check_reports_loose_key_modes_and_needs_a_tree() {
     let err = s.env.fails(&["render", "--check"], 1);
     assert!(err.contains("'--check' requires '--out DIR'"), "{err}");
     let err = s.env.fails(
-        &["render", "--check", "--out", s.out.to_str().unwrap(), "--node", "nope"],
+        &[
+            "render",
+            "--check",
+            "--out",
+            s.out.to_str().unwrap(),
+            "--node",
+            "nope",
+        ],
         1,
     );
     assert!(err.contains("no such staged or installed tree"), "{err}");

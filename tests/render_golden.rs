@@ -85,9 +85,15 @@ fn render_prints_one_node_and_refuses_unknown_ones() {
     let text = env.ok(&["render", "--node", "etcd02"]);
     assert!(text.contains("==> etcd02:/etc/etcd/options.env (0644 root:root) <=="));
     assert!(text.contains("ETCD_INITIAL_ADVERTISE_PEER_URLS=https://192.168.0.2:2380"));
-    assert!(!text.contains("kubelet"), "an etcd-only node gets no kubelet");
+    assert!(
+        !text.contains("kubelet"),
+        "an etcd-only node gets no kubelet"
+    );
     let err = env.fails(&["render", "--node", "etcd04"], 1);
-    assert!(err.contains("node 'etcd04' is not in the inventory"), "{err}");
+    assert!(
+        err.contains("node 'etcd04' is not in the inventory"),
+        "{err}"
+    );
     let err = env.fails(&["render"], 1);
     assert!(err.contains("requires '--node NAME' or '--all'"), "{err}");
 }
@@ -104,10 +110,19 @@ fn paths_come_from_the_profiles() {
         "/etc/flannel/certs/client.pem",
     );
     std::fs::write(dir.join("etcd-client.toml"), text).unwrap();
-    let out = env.ok(&["--profiles", dir.to_str().unwrap(), "render", "--node", "master01"]);
+    let out = env.ok(&[
+        "--profiles",
+        dir.to_str().unwrap(),
+        "render",
+        "--node",
+        "master01",
+    ]);
     assert!(out.contains("FLANNELD_ETCD_CERTFILE=/etc/flannel/certs/client.pem"));
     assert!(out.contains("--etcd-certfile=/etc/flannel/certs/client.pem"));
-    assert!(out.contains("mountPath: /etc/flannel/certs"), "the apiserver mounts it");
+    assert!(
+        out.contains("mountPath: /etc/flannel/certs"),
+        "the apiserver mounts it"
+    );
     assert!(!out.contains("etcd-client.crt"));
 }
 
@@ -130,7 +145,10 @@ fn systemd_accepts_every_unit() {
         let units = tree.join("etc/systemd/system");
         // A unit directory of its own: the units, their drop-ins, and a stand-in for
         // containerd.service so its flannel drop-in is verified merged into a unit.
-        let dir = env.path().join(format!("units-{}", tree.file_name().unwrap().to_str().unwrap()));
+        let dir = env.path().join(format!(
+            "units-{}",
+            tree.file_name().unwrap().to_str().unwrap()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut services = Vec::new();
         for e in std::fs::read_dir(&units).unwrap() {
@@ -175,7 +193,10 @@ fn systemd_accepts_every_unit() {
         let problems: Vec<&str> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .filter(|l| !(l.contains("Command /usr/local/bin/") && l.contains("is not executable: No such file or directory")))
+            .filter(|l| {
+                !(l.contains("Command /usr/local/bin/")
+                    && l.contains("is not executable: No such file or directory"))
+            })
             .collect();
         assert!(
             problems.is_empty(),
@@ -283,7 +304,11 @@ fn json_and_yaml_files_parse() {
     let k = &kubelet[0];
     assert_eq!(k["rotateCertificates"].as_bool(), Some(false));
     assert_eq!(k["serverTLSBootstrap"].as_bool(), Some(false));
-    assert_eq!(k["clusterDNS"][0].as_str(), Some("10.3.0.2"), "the inventory's cluster_dns");
+    assert_eq!(
+        k["clusterDNS"][0].as_str(),
+        Some("10.3.0.2"),
+        "the inventory's cluster_dns"
+    );
     assert_eq!(k["clusterDomain"].as_str(), Some("cluster.local"));
 }
 
