@@ -297,6 +297,9 @@ impl Source<'_> {
 /// Notes for the operator about files not staged (keys kept on their nodes).
 type Notes = Vec<String>;
 
+/// Each tree's name and its merged files.
+type Trees = Vec<(String, Vec<StagedFile>)>;
+
 /// Every tree's files: PKI files from the store and rendered configs, merged per tree.
 fn desired(
     src: &Source<'_>,
@@ -304,7 +307,7 @@ fn desired(
     profiles: &Profiles,
     templates: &Templates,
     cluster_signing: bool,
-) -> Result<(Vec<(String, Vec<StagedFile>)>, Notes)> {
+) -> Result<(Trees, Notes)> {
     let admin = src.admin(profiles)?;
     let admin_known = admin.is_some();
     let opts = render::Options {
