@@ -232,7 +232,7 @@ fn haproxy_accepts_its_config() {
     );
     let text = std::fs::read_to_string(&cfg).unwrap();
     for m in ["192.168.1.1:443", "192.168.1.2:443"] {
-        assert!(text.contains(&format!("check")) && text.contains(m), "{m}");
+        assert!(text.contains(&format!("{m} check")), "{m}");
     }
     assert!(text.contains("mode tcp"), "TCP passthrough");
 }
