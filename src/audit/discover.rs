@@ -12,14 +12,15 @@
 //! (unreadable, vanished, a loop, a dangling link, a FIFO named like a certificate)
 //! becomes a finding and the walk goes on.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
-use super::scan::{self, Context, FileScan};
-use super::{AuditConfig, Finding, FindingKind, Source};
+use super::scan::{self, Cache, Context, FileScan, RawChain, Scanner};
+use super::{AuditConfig, AuditedCert, Finding, FindingKind, Source};
 
 /// Files larger than this are not certificates; they are not read.
 const MAX_FILE: u64 = 8 * 1024 * 1024;
@@ -27,6 +28,61 @@ const MAX_FILE: u64 = 8 * 1024 * 1024;
 const BATCH: usize = 64;
 /// How deep symlinked directories may nest, a last guard against pathological trees.
 const MAX_DEPTH: usize = 64;
+/// Files up to this size are remembered by content (per worker), up to
+/// `SEEN_BYTES` in all: an identical copy (the same CA file on every node, a
+/// certificate staged, exported and installed) is then not decoded again.
+const SEEN_FILE: usize = 16 * 1024;
+const SEEN_BYTES: usize = 8 * 1024 * 1024;
+
+/// A file's certificates and how each chains.
+type Scanned = (Vec<AuditedCert>, Vec<RawChain>);
+
+/// Files already scanned by one worker, by their bytes, when they held certificates
+/// only (no keys, whose mode must be read, and no findings, which name their path).
+/// Where copies are rare it turns itself off, so hashing every file costs nothing.
+#[derive(Default)]
+struct Seen {
+    files: HashMap<Box<[u8]>, Scanned>,
+    bytes: usize,
+    lookups: usize,
+    hits: usize,
+    off: bool,
+}
+
+impl Seen {
+    fn get(&mut self, bytes: &[u8]) -> Option<&Scanned> {
+        if self.off || bytes.len() > SEEN_FILE {
+            return None;
+        }
+        self.lookups += 1;
+        // After a fair sample, keep it only if at least one file in ten was a copy.
+        if self.lookups == 4096 && self.hits < 400 {
+            self.off = true;
+            self.files = HashMap::new();
+            return None;
+        }
+        let found = self.files.get(bytes);
+        self.hits += usize::from(found.is_some());
+        found
+    }
+
+    fn put(&mut self, bytes: &[u8], scanned: &FileScan) {
+        if self.off
+            || bytes.len() > SEEN_FILE
+            || self.bytes + bytes.len() > SEEN_BYTES
+            || scanned.certs.is_empty()
+            || !scanned.keys.is_empty()
+            || !scanned.findings.is_empty()
+        {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.files.insert(
+            bytes.into(),
+            (scanned.certs.clone(), scanned.chains.clone()),
+        );
+    }
+}
 
 // Opening with O_NONBLOCK means a FIFO that took a file's place between listing and
 // opening cannot block the worker; for regular files the flag does nothing.
@@ -107,14 +163,17 @@ struct Worker<'a> {
     queue: &'a Queue,
     /// Canonical forms of the walked roots.
     roots: &'a [PathBuf],
+    /// The read buffer, reused for every file (its length is its capacity).
     buf: Vec<u8>,
+    cache: Cache,
+    seen: Seen,
     files: Vec<FileScan>,
     findings: Vec<Finding>,
 }
 
 /// Walks the roots and reads the referenced files of `cfg`, in parallel.
 pub(crate) fn walk(cfg: &AuditConfig) -> Walked {
-    let ctx = Context::new(&cfg.trusted);
+    let ctx = Context::new(cfg);
     let queue = Queue {
         state: Mutex::new((Vec::new(), 0)),
         cond: Condvar::new(),
@@ -195,7 +254,9 @@ pub(crate) fn walk(cfg: &AuditConfig) -> Walked {
                         ctx,
                         queue,
                         roots,
-                        buf: Vec::with_capacity(16 * 1024),
+                        buf: vec![0; 64 * 1024],
+                        cache: Cache::default(),
+                        seen: Seen::default(),
                         files: Vec::new(),
                         findings: Vec::new(),
                     };
@@ -438,7 +499,11 @@ impl Worker<'_> {
         });
     }
 
-    /// Opens, checks and reads one file, then scans it.
+    /// Opens and reads one file, then scans it.
+    ///
+    /// Three system calls for the usual small file: open, one read into the reused
+    /// buffer (a short read is the end of a regular file), close. The file's metadata
+    /// is read only when it is large, or when it holds a private key (for its mode).
     fn read(&mut self, path: PathBuf) {
         let file = OpenOptions::new()
             .read(true)
@@ -463,46 +528,80 @@ impl Worker<'_> {
                 return;
             }
         };
-        let meta = match file.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                self.finding(&path, FindingKind::Unreadable, plain(&e));
-                return;
+        let mut len = 0;
+        loop {
+            if len == self.buf.len() {
+                // A full buffer: a big file, or something that is not a regular file.
+                match file.metadata() {
+                    Ok(m) if !m.is_file() => {
+                        self.special(&path, m.file_type());
+                        return;
+                    }
+                    Ok(m) if m.len() > MAX_FILE => {
+                        if scan::named_like_cert(&path) {
+                            self.finding(
+                                &path,
+                                FindingKind::TooLarge,
+                                format!(
+                                    "{} bytes: too large for a certificate file; not read",
+                                    m.len()
+                                ),
+                            );
+                        }
+                        return;
+                    }
+                    _ => {}
+                }
+                if len as u64 > MAX_FILE {
+                    return;
+                }
+                self.buf.resize(len * 2, 0);
             }
-        };
-        if !meta.is_file() {
-            self.special(&path, meta.file_type());
+            match file.read(&mut self.buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    len += n;
+                    if len < self.buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.finding(
+                        &path,
+                        FindingKind::Unreadable,
+                        format!("cannot read: {}", plain(&e)),
+                    );
+                    return;
+                }
+            }
+        }
+        let bytes = &self.buf[..len];
+        if let Some((certs, chains)) = self.seen.get(bytes) {
+            let mut copy = FileScan::new(path);
+            copy.certs = certs
+                .iter()
+                .map(|c| AuditedCert {
+                    path: Arc::clone(&copy.path),
+                    ..c.clone()
+                })
+                .collect();
+            copy.chains.clone_from(chains);
+            self.files.push(copy);
             return;
         }
-        let mode = meta.mode() & 0o7777;
-        if meta.len() > MAX_FILE {
-            if scan::named_like_cert(&path) {
-                self.finding(
-                    &path,
-                    FindingKind::TooLarge,
-                    format!(
-                        "{} bytes: too large for a certificate file; not read",
-                        meta.len()
-                    ),
-                );
-            }
-            return;
+        let mut scanned = FileScan::new(path);
+        Scanner {
+            ctx: self.ctx,
+            cache: &mut self.cache,
         }
-        self.buf.clear();
-        // One read of the known size (plus one byte to notice growth) is the usual case.
-        let want = meta.len() as usize + 1;
-        self.buf.reserve(want);
-        let r = (&mut file).take(MAX_FILE + 1).read_to_end(&mut self.buf);
-        if let Err(e) = r {
-            self.finding(
-                &path,
-                FindingKind::Unreadable,
-                format!("cannot read: {}", plain(&e)),
-            );
-            return;
+        .scan(&mut scanned, bytes);
+        self.seen.put(bytes, &scanned);
+        if !scanned.keys.is_empty() {
+            scanned.mode = file.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0);
         }
         drop(file);
-        let scanned = scan::scan(path, mode, &self.buf, self.ctx);
         if !scanned.is_empty() {
             self.files.push(scanned);
         }

@@ -4,23 +4,36 @@
 //! expires before leaves it signed, which day many certificates expire on (the cliff of
 //! a cluster issued in one night), and what the inventory expects that is missing or
 //! wrong.
+//!
+//! This part runs on one thread after the parallel walk, so it stays linear in the
+//! number of certificates with cheap steps: paths are compared and hashed as bytes,
+//! maps are built only over the few files that hold keys or are expected.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use super::discover::Walked;
 use super::layout::{self, Expected, ExpectedFile};
-use super::scan::{FileScan, Found, RawChain, TrustedCa};
+use super::scan::{FileScan, FoundKey, RawChain, TrustedCa};
+
+type File = FileScan;
 use super::{
-    AuditConfig, AuditedCert, ChainStatus, Cliff, Encoding, Finding, FindingKind, KeyCheck,
-    NextExpiry, Report, Severity, State, Summary,
+    AuditConfig, AuditedCert, CertInfo, ChainStatus, Cliff, Encoding, Finding, FindingKind,
+    KeyCheck, NextExpiry, Report, Severity, State, Summary,
 };
 
 fn date(t: OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    t.format(&f).unwrap_or_default()
+    let d = t.to_offset(time::UtcOffset::UTC).date();
+    day(d)
+}
+
+fn day(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
@@ -29,79 +42,73 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
         mut findings,
         sources,
     } = walked;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let by_path: HashMap<PathBuf, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.path.clone(), i))
-        .collect();
-
-    // Findings of the files themselves (unparsable, …).
+    let trusted = &cfg.trusted;
+    let mut late = LateLeaves::default();
     for f in &mut files {
         findings.append(&mut f.findings);
-    }
-
-    // Per certificate: state and chain.
-    let now = cfg.now;
-    for f in &mut files {
-        for c in &mut f.certs {
-            c.cert.seconds_left = (c.cert.not_after - now).whole_seconds();
-            c.cert.state = State::at(
-                c.cert.not_before,
-                c.cert.not_after,
-                now,
-                cfg.warn_seconds,
-                cfg.critical_seconds,
-            );
-            c.cert.chain = chain_status(c, &cfg.trusted);
-            if let Some(fi) = chain_finding(c, &cfg.trusted) {
-                findings.push(fi);
-            }
+        for (c, raw) in f.certs.iter().zip(&f.chains) {
+            late.add(raw, &c.info, &f.path, trusted);
         }
     }
-    findings.extend(ca_expires_first(&files, &cfg.trusted));
+    findings.extend(late.findings());
 
-    // Node and profile labels from the store's layout, then from the expectations.
+    // Node and profile from the store's layout (…/issued/<profile>/<target>/cert.pem).
     for f in &mut files {
+        if !contains(f.path.as_os_str().as_bytes(), b"issued/") {
+            continue;
+        }
         if let Some((profile, node)) = layout::store_labels(&f.path) {
             for c in &mut f.certs {
-                c.cert.node.clone_from(&node);
-                if c.cert.index == 0 {
-                    c.cert.profile = Some(profile.clone());
+                c.node.clone_from(&node);
+                if c.index == 0 {
+                    c.profile = Some(profile.clone());
                 }
             }
         }
     }
-    let mut explicit_keys: HashMap<PathBuf, PathBuf> = HashMap::new();
-    let reported: HashSet<PathBuf> = findings.iter().filter_map(|f| f.path.clone()).collect();
-    for e in &cfg.expected {
-        if let Some(fi) = by_path.get(&e.path) {
-            for c in &mut files[*fi].certs {
+
+    // What the inventory expects: labels, then checks.
+    let expected: HashMap<&OsStr, usize> = cfg
+        .expected
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path.as_os_str(), i))
+        .collect();
+    let mut file_of_expected: HashMap<usize, usize> = HashMap::new();
+    if !expected.is_empty() {
+        for (fi, f) in files.iter_mut().enumerate() {
+            let Some(&ei) = expected.get(f.path.as_os_str()) else {
+                continue;
+            };
+            file_of_expected.insert(ei, fi);
+            let e = &cfg.expected[ei];
+            for c in &mut f.certs {
                 if e.node.is_some() {
-                    c.cert.node.clone_from(&e.node);
+                    c.node.clone_from(&e.node);
                 }
-                if c.cert.index == 0 && e.profile.is_some() {
-                    c.cert.profile.clone_from(&e.profile);
+                if c.index == 0 && e.profile.is_some() {
+                    c.profile.clone_from(&e.profile);
                 }
             }
         }
-        if let ExpectedFile::Cert { key: Some(k), .. } = &e.file {
-            explicit_keys.insert(e.path.clone(), k.clone());
-        }
-        let file = by_path.get(&e.path).map(|i| &files[*i]);
-        findings.extend(check_expected(e, file, &reported, cfg));
+    }
+    let reported: HashSet<PathBuf> = findings.iter().filter_map(|f| f.path.clone()).collect();
+    for (ei, e) in cfg.expected.iter().enumerate() {
+        let file = file_of_expected.get(&ei).map(|fi| &files[*fi]);
+        findings.extend(check_expected(e, file, &reported, trusted));
     }
 
     // Keys: which key goes with which certificate, and key modes.
-    findings.extend(keys(&mut files, &by_path, &explicit_keys));
+    findings.extend(keys(&mut files, &cfg.expected));
 
-    // Flatten and sort.
-    let mut certificates: Vec<AuditedCert> = files
-        .into_iter()
-        .flat_map(|f| f.certs.into_iter().map(|c| c.cert))
-        .collect();
-    certificates.sort_by(|a, b| {
-        (a.seconds_left, &a.path, a.index).cmp(&(b.seconds_left, &b.path, b.index))
+    // Flatten and sort by time left.
+    let with_certs = files.iter().filter(|f| !f.certs.is_empty()).count();
+    let mut certificates: Vec<AuditedCert> = files.into_iter().flat_map(|f| f.certs).collect();
+    certificates.sort_unstable_by(|a, b| {
+        a.seconds_left
+            .cmp(&b.seconds_left)
+            .then_with(|| a.path.as_os_str().cmp(b.path.as_os_str()))
+            .then(a.index.cmp(&b.index))
     });
 
     let cliffs = cliffs(&certificates, cfg, &mut findings);
@@ -110,7 +117,7 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
     });
     findings.dedup_by(|a, b| a.path == b.path && a.kind == b.kind && a.message == b.message);
 
-    let summary = summarize(&certificates, &findings, cliffs, sources, cfg);
+    let summary = summarize(&certificates, with_certs, &findings, cliffs, sources, cfg);
     Report {
         certificates,
         findings,
@@ -118,94 +125,66 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
     }
 }
 
-fn chain_status(c: &Found, trusted: &[TrustedCa]) -> ChainStatus {
-    match c.chain {
-        RawChain::Unchecked => ChainStatus::Unchecked,
-        RawChain::Anchor(i) => ChainStatus::Anchor {
-            ca: trusted[i].name.clone(),
-        },
-        RawChain::Trusted(i) => ChainStatus::Trusted {
-            ca: trusted[i].name.clone(),
-            ca_path: trusted[i].path.clone(),
-            ca_not_after: trusted[i].not_after,
-        },
-        RawChain::InFile(_) => match &c.in_file_issuer {
-            Some((subject, not_after, _)) => ChainStatus::InFile {
-                ca: subject.clone(),
-                ca_not_after: *not_after,
-            },
-            None => ChainStatus::Unchecked,
-        },
-        RawChain::Untrusted => ChainStatus::Untrusted,
-        RawChain::BadSignature(i) => ChainStatus::BadSignature {
-            ca: trusted[i].name.clone(),
-        },
-        RawChain::ForeignRoot => ChainStatus::ForeignRoot,
-    }
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    super::kubeconfig::find(hay, needle).is_some()
 }
 
 fn where_in(c: &AuditedCert) -> String {
-    match (&c.embedded_kind, &c.embedded_key) {
-        (Some(k), Some(n)) => format!("{k} '{n}': "),
-        _ if c.index > 0 => format!("certificate #{}: ", c.index),
-        _ => String::new(),
+    match &c.embedded {
+        Some(e) => format!("{} '{}': ", e.kind, e.key),
+        None if c.index > 0 => format!("certificate #{}: ", c.index),
+        None => String::new(),
     }
 }
 
 fn cert_finding(c: &AuditedCert, kind: FindingKind, message: String) -> Finding {
     let mut f = Finding::new(Some(&c.path), kind, format!("{}{message}", where_in(c)));
-    if let (Some(k), Some(n)) = (c.embedded_kind, &c.embedded_key) {
-        f.embedded = Some(super::Embedded {
-            kind: k,
-            key: n.clone(),
-        });
-    }
+    f.embedded = c.embedded.as_deref().cloned();
     f
 }
 
 fn names(trusted: &[TrustedCa]) -> String {
-    let mut v: Vec<&str> = trusted.iter().map(|t| t.name.as_str()).collect();
+    let mut v: Vec<&str> = trusted.iter().map(|t| t.ca.name.as_str()).collect();
     v.dedup();
     v.join(", ")
 }
 
-fn chain_finding(c: &Found, trusted: &[TrustedCa]) -> Option<Finding> {
-    let cert = &c.cert;
-    Some(match c.chain {
-        RawChain::Untrusted => cert_finding(
-            cert,
+pub(crate) fn chain_finding(c: &AuditedCert, trusted: &[TrustedCa]) -> Option<Finding> {
+    Some(match &c.chain {
+        ChainStatus::Untrusted => cert_finding(
+            c,
             FindingKind::UntrustedIssuer,
             format!(
                 "{} is issued by {}, which is none of the trusted CAs ({}); reissue it from the store or pass its CA with --ca",
-                cert.short_subject(),
-                cert.issuer,
+                c.short_subject(),
+                c.info.issuer.text,
                 names(trusted)
             ),
         ),
-        RawChain::BadSignature(i) => cert_finding(
-            cert,
+        ChainStatus::BadSignature(ca) => cert_finding(
+            c,
             FindingKind::BadSignature,
             format!(
                 "{} names CA '{}' as issuer but that CA's key did not sign it (a CA of the same name with another key?); reissue it",
-                cert.short_subject(),
-                trusted[i].name
+                c.short_subject(),
+                ca.name
             ),
         ),
-        RawChain::ForeignRoot if cert.is_ca => cert_finding(
-            cert,
+        ChainStatus::ForeignRoot if c.info.is_ca => cert_finding(
+            c,
             FindingKind::ForeignCa,
             format!(
                 "self-signed CA {} is not one of the trusted CAs ({})",
-                cert.subject,
+                c.info.subject.text,
                 names(trusted)
             ),
         ),
-        RawChain::ForeignRoot => cert_finding(
-            cert,
+        ChainStatus::ForeignRoot => cert_finding(
+            c,
             FindingKind::UntrustedIssuer,
             format!(
                 "{} is self-signed, not issued by a trusted CA ({})",
-                cert.short_subject(),
+                c.short_subject(),
                 names(trusted)
             ),
         ),
@@ -213,69 +192,80 @@ fn chain_finding(c: &Found, trusted: &[TrustedCa]) -> Option<Finding> {
     })
 }
 
-/// One finding per CA that expires before leaves it signed.
-fn ca_expires_first(files: &[FileScan], trusted: &[TrustedCa]) -> Vec<Finding> {
-    struct Late<'a> {
-        ca: String,
-        ca_path: PathBuf,
-        ca_not_after: OffsetDateTime,
-        leaves: BTreeMap<[u8; 32], &'a AuditedCert>,
-    }
-    let mut by_ca: BTreeMap<[u8; 32], Late<'_>> = BTreeMap::new();
-    for f in files {
-        for c in &f.certs {
-            let (key, ca, ca_path, ca_not_after) = match (c.chain, &c.in_file_issuer) {
-                (RawChain::Trusted(i), _) => (
-                    trusted[i].fingerprint,
-                    trusted[i].name.clone(),
-                    trusted[i].path.clone(),
-                    trusted[i].not_after,
-                ),
-                (RawChain::InFile(_), Some((subject, not_after, fp))) => {
-                    (*fp, subject.clone(), f.path.clone(), *not_after)
-                }
-                _ => continue,
-            };
-            if c.cert.not_after <= ca_not_after {
-                continue;
-            }
-            by_ca
-                .entry(key)
-                .or_insert_with(|| Late {
-                    ca,
-                    ca_path,
-                    ca_not_after,
-                    leaves: BTreeMap::new(),
-                })
-                .leaves
-                .entry(c.cert.fingerprint)
-                .or_insert(&c.cert);
+/// Leaves that outlive the CA that signed them, by CA.
+#[derive(Default)]
+struct LateLeaves {
+    by_ca: BTreeMap<[u8; 32], Late>,
+}
+
+struct Late {
+    ca: String,
+    ca_path: PathBuf,
+    ca_not_after: OffsetDateTime,
+    /// The distinct leaves, and one place each was found.
+    leaves: BTreeMap<[u8; 32], (Arc<CertInfo>, Arc<Path>)>,
+}
+
+impl LateLeaves {
+    fn add(&mut self, chain: &RawChain, info: &Arc<CertInfo>, path: &Arc<Path>, t: &[TrustedCa]) {
+        let (key, ca, ca_path, ca_not_after) = match chain {
+            RawChain::Trusted(a) => (
+                t[*a].fingerprint,
+                t[*a].ca.name.clone(),
+                t[*a].ca.path.clone(),
+                t[*a].ca.not_after,
+            ),
+            RawChain::InFile(i) => (
+                i.fingerprint,
+                i.subject.text.clone(),
+                path.to_path_buf(),
+                i.not_after,
+            ),
+            _ => return,
+        };
+        if info.not_after <= ca_not_after {
+            return;
         }
+        self.by_ca
+            .entry(key)
+            .or_insert_with(|| Late {
+                ca,
+                ca_path,
+                ca_not_after,
+                leaves: BTreeMap::new(),
+            })
+            .leaves
+            .entry(info.fingerprint)
+            .or_insert_with(|| (Arc::clone(info), Arc::clone(path)));
     }
-    by_ca
-        .into_values()
-        .map(|l| {
-            let latest = l
-                .leaves
-                .values()
-                .max_by_key(|c| c.not_after)
-                .expect("at least one leaf");
-            Finding::new(
-                Some(&l.ca_path),
-                FindingKind::CaExpiresFirst,
-                format!(
-                    "CA {} expires {}, before {} certificate(s) it signed (the last, {} in {}, until {}): they stop working on {}; renew the CA before then",
-                    l.ca,
-                    date(l.ca_not_after),
-                    l.leaves.len(),
-                    latest.short_subject(),
-                    latest.path.display(),
-                    date(latest.not_after),
-                    date(l.ca_not_after),
-                ),
-            )
-        })
-        .collect()
+
+    /// One finding per CA that expires before leaves it signed.
+    fn findings(self) -> Vec<Finding> {
+        self.by_ca
+            .into_values()
+            .map(|l| {
+                let (latest, at) = l
+                    .leaves
+                    .values()
+                    .max_by_key(|(c, _)| c.not_after)
+                    .expect("at least one leaf");
+                Finding::new(
+                    Some(&l.ca_path),
+                    FindingKind::CaExpiresFirst,
+                    format!(
+                        "CA {} expires {}, before {} certificate(s) it signed (the last, {} in {}, until {}): they stop working on {}; renew the CA before then",
+                        l.ca,
+                        date(l.ca_not_after),
+                        l.leaves.len(),
+                        latest.short_subject(),
+                        at.display(),
+                        date(latest.not_after),
+                        date(l.ca_not_after),
+                    ),
+                )
+            })
+            .collect()
+    }
 }
 
 fn what(e: &Expected) -> String {
@@ -295,9 +285,9 @@ fn what(e: &Expected) -> String {
 
 fn check_expected(
     e: &Expected,
-    file: Option<&FileScan>,
+    file: Option<&File>,
     reported: &HashSet<PathBuf>,
-    cfg: &AuditConfig,
+    trusted: &[TrustedCa],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let missing = |why: &str| {
@@ -316,8 +306,8 @@ fn check_expected(
         return out;
     }
     let Some(file) = file else {
-        // The walk saw nothing there: missing, or there but holding nothing usable
-        // (the walk has reported why when it could not read or parse it).
+        // The walk found nothing usable there: missing, or there but empty of
+        // certificates and keys (the walk has said why if it could not read it).
         if std::fs::metadata(&e.path).is_err() {
             out.push(missing(
                 "is not there; issue it with `kpki issue` or `kpki apply`, and install it",
@@ -338,23 +328,23 @@ fn check_expected(
             ca,
             ..
         } => {
-            let Some(c) = file.certs.iter().find(|c| c.cert.index == 0) else {
+            let Some(c) = file.certs.iter().find(|c| c.index == 0) else {
                 out.push(missing("is there but holds no certificate"));
                 return out;
             };
-            let c = &c.cert;
-            if c.subject_parts.cn.as_deref() != Some(cn.as_str()) {
+            let i = &c.info;
+            if i.subject.parts.cn.as_deref() != Some(cn.as_str()) {
                 out.push(cert_finding(
                     c,
                     FindingKind::SubjectMismatch,
                     format!(
                         "subject is {}, but {} must have CN={cn}; reissue it",
-                        c.subject,
+                        i.subject.text,
                         what(e)
                     ),
                 ));
             }
-            let have: HashSet<String> = c.sans.iter().map(|s| s.to_ascii_lowercase()).collect();
+            let have: HashSet<String> = i.sans.iter().map(|s| s.to_ascii_lowercase()).collect();
             let lacking: Vec<String> = sans
                 .iter()
                 .map(|s| s.to_string())
@@ -374,7 +364,7 @@ fn check_expected(
             let lacking: Vec<String> = ext_key_usage
                 .iter()
                 .map(|u| u.to_string())
-                .filter(|u| !c.ext_key_usage.contains(u))
+                .filter(|u| !i.ext_key_usage.contains(u))
                 .collect();
             if !lacking.is_empty() {
                 out.push(cert_finding(
@@ -387,13 +377,14 @@ fn check_expected(
                     ),
                 ));
             }
-            if let (Some(want), ChainStatus::Trusted { ca: got, .. }) = (ca, &c.chain) {
-                if want != got {
+            if let (Some(want), ChainStatus::Trusted(got)) = (ca, &c.chain) {
+                if *want != got.name {
                     out.push(cert_finding(
                         c,
                         FindingKind::WrongCa,
                         format!(
-                            "is signed by CA '{got}', but {} must be signed by CA '{want}'",
+                            "is signed by CA '{}', but {} must be signed by CA '{want}'",
+                            got.name,
                             what(e)
                         ),
                     ));
@@ -406,35 +397,35 @@ fn check_expected(
                 return out;
             };
             let want: Vec<&TrustedCa> = match ca {
-                Some(name) => cfg.trusted.iter().filter(|t| &t.name == name).collect(),
+                Some(name) => trusted.iter().filter(|t| &t.ca.name == name).collect(),
                 None => Vec::new(),
             };
-            if !first.cert.is_ca {
+            if !first.info.is_ca {
                 out.push(cert_finding(
-                    &first.cert,
+                    first,
                     FindingKind::CaMismatch,
                     format!(
                         "{} holds {}, which is not a CA",
                         what(e),
-                        first.cert.subject
+                        first.info.subject.text
                     ),
                 ));
             } else if !want.is_empty()
                 && !file
                     .certs
                     .iter()
-                    .any(|c| want.iter().any(|t| t.fingerprint == c.cert.fingerprint))
+                    .any(|c| want.iter().any(|t| t.fingerprint == c.info.fingerprint))
             {
                 out.push(cert_finding(
-                    &first.cert,
+                    first,
                     FindingKind::CaMismatch,
                     format!(
                         "{} holds {} but not the store's CA '{}' ({}); install {}",
                         what(e),
-                        first.cert.subject,
-                        want[0].name,
+                        first.info.subject.text,
+                        want[0].ca.name,
                         want[0].subject,
-                        want[0].path.display()
+                        want[0].ca.path.display()
                     ),
                 ));
             }
@@ -472,11 +463,7 @@ fn mode_text(mode: u32) -> String {
     format!("{:04o}", mode & 0o7777)
 }
 
-fn keys(
-    files: &mut [FileScan],
-    by_path: &HashMap<PathBuf, usize>,
-    explicit: &HashMap<PathBuf, PathBuf>,
-) -> Vec<Finding> {
+fn keys(files: &mut [File], expected: &[Expected]) -> Vec<Finding> {
     let mut out = Vec::new();
     // Key modes.
     for f in files.iter() {
@@ -503,37 +490,49 @@ fn keys(
             ),
         ));
     }
-    // Key matches: the key in the same file (a kubeconfig user's own key), an explicit
-    // install pairing, or a sibling by name.
+    // Key files by path, and the install pairings the profiles make.
+    let key_files: HashMap<&OsStr, usize> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.keys.is_empty())
+        .map(|(i, f)| (f.path.as_os_str(), i))
+        .collect();
+    if key_files.is_empty() {
+        return out;
+    }
+    let explicit: HashMap<&OsStr, &Path> = expected
+        .iter()
+        .filter_map(|e| match &e.file {
+            ExpectedFile::Cert { key: Some(k), .. } => Some((e.path.as_os_str(), k.as_path())),
+            _ => None,
+        })
+        .collect();
     let mut checks: Vec<(usize, usize, KeyCheck, Option<Finding>)> = Vec::new();
     for (fi, f) in files.iter().enumerate() {
         for (ci, c) in f.certs.iter().enumerate() {
-            let key = match c.cert.encoding {
+            let key: Option<(usize, &FoundKey)> = match c.encoding {
                 Encoding::Kubeconfig => {
-                    if c.cert.embedded_kind != Some("user") {
+                    let Some(user) = c.embedded.as_ref().filter(|e| e.kind == "user") else {
                         continue;
-                    }
+                    };
                     f.keys
                         .iter()
-                        .find(|k| {
-                            k.embedded.as_ref().map(|e| &e.key) == c.cert.embedded_key.as_ref()
-                        })
+                        .find(|k| k.embedded.as_ref().map(|e| &e.key) == Some(&user.key))
                         .map(|k| (fi, k))
                 }
-                _ if c.cert.index == 0 => {
+                _ if c.index == 0 => {
                     let same = f
                         .keys
                         .iter()
                         .find(|k| k.embedded.is_none())
                         .map(|k| (fi, k));
                     same.or_else(|| {
-                        let mut cands: Vec<PathBuf> =
-                            explicit.get(&f.path).cloned().into_iter().collect();
-                        if cands.is_empty() {
-                            cands = sibling_keys(&f.path);
-                        }
+                        let cands: Vec<PathBuf> = match explicit.get(f.path.as_os_str()) {
+                            Some(k) => vec![k.to_path_buf()],
+                            None => sibling_keys(&f.path),
+                        };
                         cands.iter().find_map(|p| {
-                            let kf = *by_path.get(p)?;
+                            let kf = *key_files.get(p.as_os_str())?;
                             files[kf].keys.first().map(|k| (kf, k))
                         })
                     })
@@ -541,9 +540,9 @@ fn keys(
                 _ => None,
             };
             let Some((kf, k)) = key else { continue };
-            let matches = k.public.as_ref().map(|p| p == &c.public_key);
+            let matches = k.public.as_ref().map(|p| *p == c.info.public_key);
             let check = KeyCheck {
-                path: files[kf].path.clone(),
+                path: files[kf].path.to_path_buf(),
                 matches,
                 mode: mode_text(files[kf].mode),
             };
@@ -554,11 +553,11 @@ fn keys(
                     format!("the private key {}", files[kf].path.display())
                 };
                 cert_finding(
-                    &c.cert,
+                    c,
                     FindingKind::KeyMismatch,
                     format!(
                         "{whose} does not belong to this certificate ({}); install the matching key or reissue both",
-                        c.cert.short_subject()
+                        c.short_subject()
                     ),
                 )
             });
@@ -566,33 +565,33 @@ fn keys(
         }
     }
     for (fi, ci, check, finding) in checks {
-        files[fi].certs[ci].cert.key = Some(check);
+        files[fi].certs[ci].key = Some(check);
         out.extend(finding);
     }
     out
 }
 
 fn cliffs(certs: &[AuditedCert], cfg: &AuditConfig, findings: &mut Vec<Finding>) -> Vec<Cliff> {
-    let mut by_day: BTreeMap<String, BTreeMap<[u8; 32], &AuditedCert>> = BTreeMap::new();
+    let mut by_day: BTreeMap<Date, HashMap<[u8; 32], &AuditedCert>> = BTreeMap::new();
     for c in certs.iter().filter(|c| c.seconds_left >= 0) {
         by_day
-            .entry(date(c.not_after))
+            .entry(c.info.not_after.to_offset(time::UtcOffset::UTC).date())
             .or_default()
-            .entry(c.fingerprint)
+            .entry(c.info.fingerprint)
             .or_insert(c);
     }
     let mut out = Vec::new();
-    for (day, set) in by_day {
+    for (d, set) in by_day {
         if set.len() < cfg.cliff_min.max(2) {
             continue;
         }
         let first = set.values().map(|c| c.seconds_left).min().unwrap_or(0);
         let mut names: Vec<&str> = set.values().map(|c| c.short_subject()).collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         let shown = names.iter().take(4).copied().collect::<Vec<_>>().join(", ");
         let more = if names.len() > 4 {
-            format!(" and {} more", names.len() - 4)
+            format!(" and {} other names", names.len() - 4)
         } else {
             String::new()
         };
@@ -600,13 +599,14 @@ fn cliffs(certs: &[AuditedCert], cfg: &AuditConfig, findings: &mut Vec<Finding>)
             None,
             FindingKind::ExpiryCliff,
             format!(
-                "{} certificates expire on {day} (in {}): {shown}{more}; plan their renewal in one maintenance window before then, or stagger it",
+                "{} certificates expire on {} (in {}): {shown}{more}; plan their renewal in one maintenance window before then, or stagger it",
                 set.len(),
+                day(d),
                 crate::span::human_left(first),
             ),
         ));
         out.push(Cliff {
-            date: day,
+            date: day(d),
             count: set.len(),
         });
     }
@@ -615,6 +615,7 @@ fn cliffs(certs: &[AuditedCert], cfg: &AuditConfig, findings: &mut Vec<Finding>)
 
 fn summarize(
     certs: &[AuditedCert],
+    files: usize,
     findings: &[Finding],
     cliffs: Vec<Cliff>,
     sources: Vec<super::Source>,
@@ -624,16 +625,16 @@ fn summarize(
         now: Some(cfg.now),
         warn_seconds: cfg.warn_seconds,
         critical_seconds: cfg.critical_seconds,
+        files,
+        certificates: certs.len(),
         cliffs,
         sources,
         ..Summary::default()
     };
-    let mut files = HashSet::new();
     let mut distinct = HashSet::new();
     let mut exit = 0;
     for c in certs {
-        files.insert(&c.path);
-        distinct.insert(c.fingerprint);
+        distinct.insert(c.info.fingerprint);
         match c.state {
             State::Ok => s.ok += 1,
             State::Warn => s.warn += 1,
@@ -651,17 +652,14 @@ fn summarize(
         }
         exit = exit.max(f.severity.exit_code());
     }
-    s.files = files.len();
-    s.certificates = certs.len();
     s.distinct = distinct.len();
     s.next_expiry = certs
         .iter()
-        .filter(|c| c.seconds_left >= 0 && c.state != State::NotYetValid)
-        .min_by_key(|c| c.seconds_left)
+        .find(|c| c.seconds_left >= 0 && c.state != State::NotYetValid)
         .map(|c| NextExpiry {
-            path: c.path.clone(),
-            subject: c.subject.clone(),
-            not_after: c.not_after,
+            path: c.path.to_path_buf(),
+            subject: c.info.subject.text.clone(),
+            not_after: c.info.not_after,
             seconds_left: c.seconds_left,
         });
     s.exit_code = exit;
@@ -689,5 +687,11 @@ mod tests {
             .map(|p| p.display().to_string())
             .collect();
         assert!(v.contains(&"/e/key.pem".to_string()));
+    }
+
+    #[test]
+    fn days_are_iso() {
+        let d = Date::from_calendar_date(2027, time::Month::January, 5).unwrap();
+        assert_eq!(day(d), "2027-01-05");
     }
 }

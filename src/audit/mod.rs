@@ -27,11 +27,17 @@ mod scan;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use layout::{Expected, ExpectedFile, Layout};
+
+/// Hex without separators, for short fingerprint prefixes.
+pub(crate) fn scan_hex(bytes: &[u8]) -> String {
+    scan::hex(bytes, false)
+}
 pub use scan::TrustedCa;
 
 /// Why the audit could not run at all.
@@ -353,33 +359,178 @@ pub struct NameParts {
     pub cn: Option<String>,
 }
 
-/// What the chain check found for a certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
+/// A distinguished name, formatted once however many certificates carry it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Name {
+    /// As `kpki inspect` and x509-parser print it: `O=example, CN=example root CA`.
+    pub text: String,
+    pub parts: NameParts,
+    pub(crate) raw: Vec<u8>,
+}
+
+/// What a certificate's DER says: parsed once per distinct certificate and shared by
+/// every copy of it in the fleet (a CA appended to fifty chain files is one of these).
+#[derive(Debug)]
+pub struct CertInfo {
+    pub subject: Arc<Name>,
+    pub issuer: Arc<Name>,
+    /// The serial's DER content octets (big-endian, two's complement).
+    pub serial: Vec<u8>,
+    pub sans: Vec<String>,
+    pub ext_key_usage: Vec<String>,
+    pub is_ca: bool,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// SHA-256 of the DER.
+    pub fingerprint: [u8; 32],
+    /// The subjectPublicKey bits, for matching a private key.
+    pub(crate) public_key: Vec<u8>,
+    /// Subject and authority key identifiers, for linking a chain file's certificates.
+    pub(crate) subject_key_id: Option<Vec<u8>>,
+    pub(crate) authority_key_id: Option<Vec<u8>>,
+}
+
+impl CertInfo {
+    /// The subject's CN, or the whole subject when it has none.
+    pub fn short_subject(&self) -> &str {
+        self.subject
+            .parts
+            .cn
+            .as_deref()
+            .unwrap_or(&self.subject.text)
+    }
+
+    /// The serial in hex, colon-separated, as `openssl x509 -serial` and `kpki inspect`.
+    pub fn serial_hex(&self) -> String {
+        scan::hex(&self.serial, true)
+    }
+
+    /// The serial in decimal, as enix's exporter (Go's `big.Int`) prints `serial_number`.
+    pub fn serial_decimal(&self) -> String {
+        decimal(&self.serial)
+    }
+
+    /// The fingerprint as colon-separated hex (`openssl x509 -fingerprint -sha256`).
+    pub fn sha256(&self) -> String {
+        scan::hex(&self.fingerprint, true)
+    }
+
+    pub(crate) fn self_signed(&self) -> bool {
+        self.subject.raw == self.issuer.raw
+    }
+}
+
+/// Big-endian two's complement bytes in decimal (serials are positive; a negative one,
+/// which RFC 5280 forbids but the wild has, gets a minus sign).
+fn decimal(bytes: &[u8]) -> String {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let mut mag: Vec<u8> = if negative {
+        // Two's complement: invert and add one.
+        let mut v: Vec<u8> = bytes.iter().map(|b| !b).collect();
+        for b in v.iter_mut().rev() {
+            let (n, carry) = b.overflowing_add(1);
+            *b = n;
+            if !carry {
+                break;
+            }
+        }
+        v
+    } else {
+        bytes.to_vec()
+    };
+    let mut digits = Vec::new();
+    while mag.iter().any(|b| *b != 0) {
+        let mut rem = 0u32;
+        for b in mag.iter_mut() {
+            let cur = (rem << 8) | u32::from(*b);
+            *b = (cur / 10) as u8;
+            rem = cur % 10;
+        }
+        digits.push(b'0' + rem as u8);
+    }
+    if digits.is_empty() {
+        digits.push(b'0');
+    }
+    if negative {
+        digits.push(b'-');
+    }
+    digits.reverse();
+    String::from_utf8(digits).expect("ASCII digits")
+}
+
+/// A trusted CA as certificates refer to it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CaRef {
+    /// The store's name for it (`root`, `etcd`, …), or its CN for a `--ca` file.
+    pub name: String,
+    pub path: PathBuf,
+    pub not_after: OffsetDateTime,
+}
+
+/// What the chain check found for a certificate. Serialized as
+/// `{"status": …, "ca": …, "ca_path": …, "ca_not_after": …}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainStatus {
     /// Nothing to check against: no trusted CA given and no issuer in the same file.
     Unchecked,
     /// The certificate is one of the trusted CAs.
-    Anchor { ca: String },
+    Anchor(Arc<CaRef>),
     /// Signed by this trusted CA (signature verified).
-    Trusted {
-        ca: String,
-        ca_path: PathBuf,
-        #[serde(with = "time::serde::rfc3339")]
-        ca_not_after: OffsetDateTime,
-    },
+    Trusted(Arc<CaRef>),
     /// Signed by a certificate later in the same file (a chain file); no trusted CA given.
-    InFile {
-        ca: String,
-        #[serde(with = "time::serde::rfc3339")]
-        ca_not_after: OffsetDateTime,
-    },
+    InFile(Arc<CertInfo>),
     /// Trusted CAs were given and none of them is this certificate's issuer.
     Untrusted,
     /// A trusted CA has the issuer's name, but its key did not make the signature.
-    BadSignature { ca: String },
+    BadSignature(Arc<CaRef>),
     /// A self-signed certificate that is not one of the trusted CAs.
     ForeignRoot,
+}
+
+impl PartialEq for CertInfo {
+    fn eq(&self, other: &CertInfo) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+impl Eq for CertInfo {}
+
+impl ChainStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChainStatus::Unchecked => "unchecked",
+            ChainStatus::Anchor(_) => "anchor",
+            ChainStatus::Trusted(_) => "trusted",
+            ChainStatus::InFile(_) => "in_file",
+            ChainStatus::Untrusted => "untrusted",
+            ChainStatus::BadSignature(_) => "bad_signature",
+            ChainStatus::ForeignRoot => "foreign_root",
+        }
+    }
+}
+
+impl Serialize for ChainStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("status", self.name())?;
+        match self {
+            ChainStatus::Anchor(ca) | ChainStatus::BadSignature(ca) => {
+                m.serialize_entry("ca", &ca.name)?;
+                m.serialize_entry("ca_path", &ca.path)?;
+            }
+            ChainStatus::Trusted(ca) => {
+                m.serialize_entry("ca", &ca.name)?;
+                m.serialize_entry("ca_path", &ca.path)?;
+                m.serialize_entry("ca_not_after", &crate::pki::rfc3339(ca.not_after))?;
+            }
+            ChainStatus::InFile(ca) => {
+                m.serialize_entry("ca", &ca.subject.text)?;
+                m.serialize_entry("ca_not_after", &crate::pki::rfc3339(ca.not_after))?;
+            }
+            _ => {}
+        }
+        m.end()
+    }
 }
 
 /// The private key found with a certificate.
@@ -394,58 +545,62 @@ pub struct KeyCheck {
     pub mode: String,
 }
 
-/// One certificate as the audit reports it. The serialized field names are stable and
+/// One certificate as the audit reports it: where it was found, what it is (shared with
+/// its copies) and what the audit concluded. The serialized field names are stable and
 /// documented in `kpki audit --help` and kpki-audit(1).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AuditedCert {
-    pub path: PathBuf,
+    pub path: Arc<Path>,
     /// Position in its file, from 0 (a chain file's leaf is 0).
     pub index: usize,
     pub encoding: Encoding,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedded_kind: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedded_key: Option<String>,
-    pub subject: String,
-    pub issuer: String,
-    /// Hexadecimal, colon-separated, as `openssl x509 -serial` and `kpki inspect` show it.
-    pub serial: String,
-    pub sans: Vec<String>,
-    pub ext_key_usage: Vec<String>,
-    pub is_ca: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_before: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
+    pub embedded: Option<Arc<Embedded>>,
+    pub info: Arc<CertInfo>,
     /// Seconds from the audit's `now` to notAfter; negative once expired.
     pub seconds_left: i64,
     pub state: State,
-    /// SHA-256 of the DER, colon-separated hex (as `openssl x509 -fingerprint -sha256`).
-    pub sha256: String,
     /// The inventory node and the profile this certificate is for, where kpki knows them.
     pub node: Option<String>,
     pub profile: Option<String>,
     pub chain: ChainStatus,
     pub key: Option<KeyCheck>,
-    #[serde(skip)]
-    pub(crate) serial_decimal: String,
-    #[serde(skip)]
-    pub(crate) subject_parts: NameParts,
-    #[serde(skip)]
-    pub(crate) issuer_parts: NameParts,
-    #[serde(skip)]
-    pub(crate) fingerprint: [u8; 32],
 }
 
 impl AuditedCert {
     /// The subject's CN, or the whole subject when it has none.
     pub fn short_subject(&self) -> &str {
-        self.subject_parts.cn.as_deref().unwrap_or(&self.subject)
+        self.info.short_subject()
     }
+}
 
-    /// The serial number in decimal, as enix's exporter puts it in `serial_number`.
-    pub fn serial_decimal(&self) -> &str {
-        &self.serial_decimal
+impl Serialize for AuditedCert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let i = &self.info;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("path", &*self.path)?;
+        m.serialize_entry("index", &self.index)?;
+        m.serialize_entry("encoding", &self.encoding)?;
+        if let Some(e) = &self.embedded {
+            m.serialize_entry("embedded_kind", e.kind)?;
+            m.serialize_entry("embedded_key", &e.key)?;
+        }
+        m.serialize_entry("subject", &i.subject.text)?;
+        m.serialize_entry("issuer", &i.issuer.text)?;
+        m.serialize_entry("serial", &i.serial_hex())?;
+        m.serialize_entry("sans", &i.sans)?;
+        m.serialize_entry("ext_key_usage", &i.ext_key_usage)?;
+        m.serialize_entry("is_ca", &i.is_ca)?;
+        m.serialize_entry("not_before", &crate::pki::rfc3339(i.not_before))?;
+        m.serialize_entry("not_after", &crate::pki::rfc3339(i.not_after))?;
+        m.serialize_entry("seconds_left", &self.seconds_left)?;
+        m.serialize_entry("state", &self.state)?;
+        m.serialize_entry("sha256", &i.sha256())?;
+        m.serialize_entry("node", &self.node)?;
+        m.serialize_entry("profile", &self.profile)?;
+        m.serialize_entry("chain", &self.chain)?;
+        m.serialize_entry("key", &self.key)?;
+        m.end()
     }
 }
 

@@ -6,37 +6,41 @@
 //! else is not a certificate and is skipped without a word, unless its name says it is
 //! one (`.crt`, `.cer`, `.der`): then it is reported as unparsable.
 //!
-//! Chain checks happen here too, while the parsed certificate is at hand, so no DER
-//! outlives its file: each certificate is verified against the trusted CAs whose
-//! subject is its issuer (or, with none given, against an issuer later in the same
-//! file). Verifications are cached by (certificate, issuer) fingerprint, since a fleet
-//! holds many copies of the same few certificates.
+//! A fleet holds many copies of few certificates (the CA in every chain file and
+//! kubeconfig, the same leaf staged, exported and installed), so each worker keeps what
+//! it parsed by SHA-256 of the DER, and names by their DER: a copy costs a base64
+//! decode, a hash and a lookup, and every copy shares one [`CertInfo`].
+//!
+//! Chain checks happen here too, while the DER is at hand: each certificate is verified
+//! against the trusted CAs whose subject is its issuer (or, with none given, against an
+//! issuer later in the same file). Verifications are cached by (certificate, issuer)
+//! fingerprint for the whole run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use time::OffsetDateTime;
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
+use time::OffsetDateTime;
+
+use super::evaluate::chain_finding;
 use super::kubeconfig;
 use super::{
-    AuditError, AuditedCert, ChainStatus, Embedded, Encoding, Finding, FindingKind, NameParts,
-    State,
+    AuditConfig, AuditError, AuditedCert, CaRef, CertInfo, ChainStatus, Embedded, Encoding,
+    Finding, FindingKind, Name, NameParts, State,
 };
 
 /// A CA that certificates are checked against.
 #[derive(Clone, Debug)]
 pub struct TrustedCa {
-    /// The store's name for it (`root`, `etcd`, …), or its CN for a `--ca` file.
-    pub name: String,
-    pub path: PathBuf,
+    /// Name, path and expiry, shared by every certificate that chains to it.
+    pub ca: Arc<CaRef>,
     pub subject: String,
-    pub not_after: OffsetDateTime,
     pub(crate) fingerprint: [u8; 32],
     pub(crate) subject_raw: Vec<u8>,
     pub(crate) spki: Vec<u8>,
@@ -71,13 +75,17 @@ impl TrustedCa {
                 continue;
             }
             let subject = x.subject().to_string();
+            let cn = first(x.subject(), Attr::Cn);
             out.push(TrustedCa {
-                name: name
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| first(x.subject(), Attr::Cn).unwrap_or(subject.clone())),
-                path: path.to_path_buf(),
+                ca: Arc::new(CaRef {
+                    name: name
+                        .map(str::to_owned)
+                        .or(cn)
+                        .unwrap_or_else(|| subject.clone()),
+                    path: path.to_path_buf(),
+                    not_after: x.validity().not_after.to_datetime(),
+                }),
                 subject,
-                not_after: x.validity().not_after.to_datetime(),
                 fingerprint: sha256(der),
                 subject_raw: x.subject().as_raw().to_vec(),
                 spki: x.public_key().raw.to_vec(),
@@ -93,60 +101,76 @@ impl TrustedCa {
 /// Signature checks done so far: (certificate, issuer) fingerprints → verified.
 type Verified = HashMap<([u8; 32], [u8; 32]), bool>;
 
-/// What the workers share: the trusted CAs and the verification cache.
+/// What the workers share: the audit's time and thresholds, the trusted CAs and the
+/// verification cache.
 pub(crate) struct Context<'a> {
     pub trusted: &'a [TrustedCa],
-    cache: Mutex<Verified>,
+    pub now: OffsetDateTime,
+    pub warn_seconds: i64,
+    pub critical_seconds: i64,
+    verified: Mutex<Verified>,
 }
 
 impl<'a> Context<'a> {
-    pub fn new(trusted: &'a [TrustedCa]) -> Context<'a> {
+    pub fn new(cfg: &'a AuditConfig) -> Context<'a> {
         Context {
-            trusted,
-            cache: Mutex::new(HashMap::new()),
+            trusted: &cfg.trusted,
+            now: cfg.now,
+            warn_seconds: cfg.warn_seconds,
+            critical_seconds: cfg.critical_seconds,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
-    fn verify(
-        &self,
-        cert: &X509Certificate<'_>,
-        cert_fp: &[u8; 32],
-        issuer_spki: &[u8],
-        issuer_fp: &[u8; 32],
-    ) -> bool {
-        let key = (*cert_fp, *issuer_fp);
-        if let Some(v) = self.cache.lock().expect("cache lock").get(&key) {
+    fn chain_status(&self, raw: &RawChain) -> ChainStatus {
+        let t = self.trusted;
+        match raw {
+            RawChain::Unchecked => ChainStatus::Unchecked,
+            RawChain::Anchor(a) => ChainStatus::Anchor(Arc::clone(&t[*a].ca)),
+            RawChain::Trusted(a) => ChainStatus::Trusted(Arc::clone(&t[*a].ca)),
+            RawChain::InFile(i) => ChainStatus::InFile(Arc::clone(i)),
+            RawChain::Untrusted => ChainStatus::Untrusted,
+            RawChain::BadSignature(a) => ChainStatus::BadSignature(Arc::clone(&t[*a].ca)),
+            RawChain::ForeignRoot => ChainStatus::ForeignRoot,
+        }
+    }
+
+    /// Whether `issuer_spki` verifies the signature of the certificate `der`.
+    fn verify(&self, der: &[u8], fp: &[u8; 32], issuer_spki: &[u8], issuer_fp: &[u8; 32]) -> bool {
+        let key = (*fp, *issuer_fp);
+        if let Some(v) = self.verified.lock().expect("cache lock").get(&key) {
             return *v;
         }
-        let ok = SubjectPublicKeyInfo::from_der(issuer_spki)
-            .map(|(_, spki)| cert.verify_signature(Some(&spki)).is_ok())
-            .unwrap_or(false);
-        self.cache.lock().expect("cache lock").insert(key, ok);
+        let ok = match (
+            X509Certificate::from_der(der),
+            SubjectPublicKeyInfo::from_der(issuer_spki),
+        ) {
+            (Ok((_, x)), Ok((_, spki))) => x.verify_signature(Some(&spki)).is_ok(),
+            _ => false,
+        };
+        self.verified.lock().expect("cache lock").insert(key, ok);
         ok
     }
 }
 
-/// How a certificate relates to the CAs, before names are attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What one worker has parsed so far: certificates by fingerprint, names by DER.
+#[derive(Default)]
+pub(crate) struct Cache {
+    certs: HashMap<[u8; 32], Arc<CertInfo>>,
+    names: HashMap<Vec<u8>, Arc<Name>>,
+}
+
+/// How a certificate relates to the CAs, before evaluation.
+#[derive(Clone, Debug)]
 pub(crate) enum RawChain {
     Unchecked,
     Anchor(usize),
     Trusted(usize),
-    /// Signed by the certificate at this index of the same file (and section group).
-    InFile(usize),
+    /// Signed by this certificate, found in the same file.
+    InFile(Arc<CertInfo>),
     Untrusted,
     BadSignature(usize),
     ForeignRoot,
-}
-
-/// One certificate as found, before evaluation.
-pub(crate) struct Found {
-    pub cert: AuditedCert,
-    pub chain: RawChain,
-    /// The subject public key bits, for matching a private key.
-    pub public_key: Vec<u8>,
-    /// The not_after of the in-file issuer, for `RawChain::InFile`.
-    pub in_file_issuer: Option<(String, OffsetDateTime, [u8; 32])>,
 }
 
 /// A private key found in a file.
@@ -154,24 +178,29 @@ pub(crate) struct FoundKey {
     /// The raw public key (as in a certificate's subjectPublicKey bits); `None` when the
     /// key could not be read (encrypted, unknown algorithm).
     pub public: Option<Vec<u8>>,
-    pub embedded: Option<Embedded>,
+    pub embedded: Option<Arc<Embedded>>,
 }
 
 /// Everything found in one file.
 pub(crate) struct FileScan {
-    pub path: PathBuf,
+    pub path: Arc<Path>,
+    /// Permission bits; read only for files that hold a private key.
     pub mode: u32,
-    pub certs: Vec<Found>,
+    /// The certificates, evaluated as far as one file allows (state, chain).
+    pub certs: Vec<AuditedCert>,
+    /// How each certificate chains, for the run-wide CA-expiry check.
+    pub chains: Vec<RawChain>,
     pub keys: Vec<FoundKey>,
     pub findings: Vec<Finding>,
 }
 
 impl FileScan {
-    pub fn empty(path: PathBuf, mode: u32) -> FileScan {
+    pub fn new(path: PathBuf) -> FileScan {
         FileScan {
-            path,
-            mode,
+            path: Arc::from(path),
+            mode: 0,
             certs: Vec::new(),
+            chains: Vec::new(),
             keys: Vec::new(),
             findings: Vec::new(),
         }
@@ -227,195 +256,356 @@ fn looks_like_der(bytes: &[u8]) -> bool {
     head + len == bytes.len()
 }
 
-/// Scans the bytes of one file.
-pub(crate) fn scan(path: PathBuf, mode: u32, bytes: &[u8], ctx: &Context<'_>) -> FileScan {
-    let mut out = FileScan::empty(path, mode);
-    if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
-        pem(&mut out, bytes, Encoding::Pem, None, ctx);
-        if out.certs.is_empty()
-            && out.keys.is_empty()
-            && out.findings.is_empty()
-            && named_strictly_like_cert(&out.path)
-        {
-            out.finding(
-                FindingKind::Unparsable,
-                "holds no certificate (its PEM sections are of other kinds)".into(),
-                None,
-            );
-        }
-    } else if looks_like_der(bytes) {
-        match X509Certificate::from_der(bytes) {
-            Ok((_, x)) => {
-                let fp = sha256(bytes);
-                let chain = chain_one(&x, &fp, &[], ctx);
-                let found = found(&out.path, 0, Encoding::Der, None, &x, fp, chain, None);
-                out.certs.push(found);
-            }
-            Err(e) if named_like_cert(&out.path) => out.finding(
-                FindingKind::Unparsable,
-                format!("not a valid DER certificate: {e}"),
-                None,
-            ),
-            Err(_) => {}
-        }
-    } else if kubeconfig::sniff(bytes) {
-        kubeconfig_file(&mut out, bytes, ctx);
-    } else if named_like_cert(&out.path) {
-        out.finding(
-            FindingKind::Unparsable,
-            "named like a certificate but holds neither PEM nor DER".into(),
-            None,
-        );
-    }
-    out
+/// What a scan of one file's bytes needs besides them.
+pub(crate) struct Scanner<'a, 'c> {
+    pub ctx: &'a Context<'c>,
+    pub cache: &'a mut Cache,
 }
 
-fn kubeconfig_file(out: &mut FileScan, bytes: &[u8], ctx: &Context<'_>) {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        out.finding(
-            FindingKind::Unparsable,
-            "looks like a kubeconfig but is not UTF-8 text".into(),
-            None,
-        );
-        return;
-    };
-    for f in kubeconfig::fields(text) {
-        let Some(data) = kubeconfig::base64(f.value) else {
+impl Scanner<'_, '_> {
+    /// Scans the bytes of one file.
+    pub fn scan(&mut self, out: &mut FileScan, bytes: &[u8]) {
+        if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
+            self.pem(out, bytes, Encoding::Pem, None);
+            if out.is_empty() && named_strictly_like_cert(&out.path) {
+                out.finding(
+                    FindingKind::Unparsable,
+                    "holds no certificate (its PEM sections are of other kinds)".into(),
+                    None,
+                );
+            }
+        } else if looks_like_der(bytes) {
+            self.ders(out, vec![bytes.to_vec()], Encoding::Der, None, false);
+        } else if kubeconfig::sniff(bytes) {
+            self.kubeconfig(out, bytes);
+        } else if named_like_cert(&out.path) {
             out.finding(
                 FindingKind::Unparsable,
-                format!(
-                    "line {}: {} of {} '{}' is not valid base64",
-                    f.line, f.name, f.embedded.kind, f.embedded.key
-                ),
-                Some(&f.embedded),
-            );
-            continue;
-        };
-        let before = (out.certs.len(), out.keys.len(), out.findings.len());
-        if kubeconfig::find(&data, b"-----BEGIN").is_some() {
-            pem(out, &data, Encoding::Kubeconfig, Some(&f.embedded), ctx);
-        } else if f.name == "client-key-data" {
-            // A DER private key: kubectl always writes PEM, but accept it.
-            let public = key_public(SectionKind::PrivateKey, data);
-            out.keys.push(FoundKey {
-                public,
-                embedded: Some(f.embedded.clone()),
-            });
-        } else if let Ok((_, x)) = X509Certificate::from_der(&data) {
-            let fp = sha256(&data);
-            let chain = chain_one(&x, &fp, &[], ctx);
-            let index = out.certs.len();
-            out.certs.push(found(
-                &out.path,
-                index,
-                Encoding::Kubeconfig,
-                Some(&f.embedded),
-                &x,
-                fp,
-                chain,
+                "named like a certificate but holds neither PEM nor DER".into(),
                 None,
-            ));
+            );
         }
-        if (out.certs.len(), out.keys.len(), out.findings.len()) == before {
+    }
+
+    fn kubeconfig(&mut self, out: &mut FileScan, bytes: &[u8]) {
+        let Ok(text) = std::str::from_utf8(bytes) else {
             out.finding(
                 FindingKind::Unparsable,
-                format!(
-                    "line {}: {} of {} '{}' holds no {}",
-                    f.line,
-                    f.name,
-                    f.embedded.kind,
-                    f.embedded.key,
-                    if f.name == "client-key-data" {
-                        "private key"
+                "looks like a kubeconfig but is not UTF-8 text".into(),
+                None,
+            );
+            return;
+        };
+        for f in kubeconfig::fields(text) {
+            let Some(data) = kubeconfig::base64(f.value) else {
+                out.finding(
+                    FindingKind::Unparsable,
+                    format!(
+                        "line {}: {} of {} '{}' is not valid base64",
+                        f.line, f.name, f.embedded.kind, f.embedded.key
+                    ),
+                    Some(&f.embedded),
+                );
+                continue;
+            };
+            let embedded = Arc::new(f.embedded.clone());
+            let before = (out.certs.len(), out.keys.len(), out.findings.len());
+            if kubeconfig::find(&data, b"-----BEGIN").is_some() {
+                self.pem(out, &data, Encoding::Kubeconfig, Some(&embedded));
+            } else if f.name == "client-key-data" {
+                // A DER private key: kubectl writes PEM, but accept it.
+                out.keys.push(FoundKey {
+                    public: key_public(SectionKind::PrivateKey, data),
+                    embedded: Some(embedded),
+                });
+            } else {
+                self.ders(
+                    out,
+                    vec![data],
+                    Encoding::Kubeconfig,
+                    Some(&embedded),
+                    false,
+                );
+            }
+            if (out.certs.len(), out.keys.len(), out.findings.len()) == before {
+                out.finding(
+                    FindingKind::Unparsable,
+                    format!(
+                        "line {}: {} of {} '{}' holds no {}",
+                        f.line,
+                        f.name,
+                        f.embedded.kind,
+                        f.embedded.key,
+                        if f.name == "client-key-data" {
+                            "private key"
+                        } else {
+                            "certificate"
+                        }
+                    ),
+                    Some(&f.embedded),
+                );
+            }
+        }
+    }
+
+    /// Reads every PEM section of `bytes`: certificates (in order, as a chain) and keys.
+    fn pem(
+        &mut self,
+        out: &mut FileScan,
+        bytes: &[u8],
+        encoding: Encoding,
+        embedded: Option<&Arc<Embedded>>,
+    ) {
+        let mut ders: Vec<Vec<u8>> = Vec::new();
+        for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+            match item {
+                Ok((SectionKind::Certificate, der)) => ders.push(der),
+                Ok((
+                    kind @ (SectionKind::PrivateKey
+                    | SectionKind::RsaPrivateKey
+                    | SectionKind::EcPrivateKey),
+                    der,
+                )) => out.keys.push(FoundKey {
+                    public: key_public(kind, der),
+                    embedded: embedded.cloned(),
+                }),
+                Ok(_) => {}
+                Err(e) => {
+                    let what = match e {
+                        rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
+                            "truncated PEM: a section has no END line".to_string()
+                        }
+                        e => format!("broken PEM: {e}"),
+                    };
+                    let after = if ders.is_empty() {
+                        String::new()
                     } else {
-                        "certificate"
+                        format!(" (after {} good certificate(s))", ders.len())
+                    };
+                    out.finding(
+                        FindingKind::Unparsable,
+                        format!("{what}{after}"),
+                        embedded.map(|e| &**e),
+                    );
+                    break;
+                }
+            }
+        }
+        self.ders(out, ders, encoding, embedded, true);
+    }
+
+    /// Adds the certificates of one group of DERs (a file's sections, or one embedded
+    /// value), checking each one's chain. `report` reports DER that does not parse.
+    fn ders(
+        &mut self,
+        out: &mut FileScan,
+        ders: Vec<Vec<u8>>,
+        encoding: Encoding,
+        embedded: Option<&Arc<Embedded>>,
+        report: bool,
+    ) {
+        let base = out.certs.len();
+        let mut group: Vec<(Arc<CertInfo>, Vec<u8>)> = Vec::with_capacity(ders.len());
+        for (i, der) in ders.into_iter().enumerate() {
+            let fp = sha256(&der);
+            let info = match self.cache.certs.get(&fp) {
+                Some(info) => Arc::clone(info),
+                None => match X509Certificate::from_der(&der) {
+                    Ok((_, x)) => {
+                        let info = Arc::new(self.info(&x, fp));
+                        self.cache.certs.insert(fp, Arc::clone(&info));
+                        info
                     }
+                    Err(e) => {
+                        let what = if encoding == Encoding::Der {
+                            "not a valid DER certificate".to_string()
+                        } else {
+                            format!("certificate #{} is not valid DER", base + i)
+                        };
+                        if report || named_like_cert(&out.path) {
+                            out.finding(
+                                FindingKind::Unparsable,
+                                format!("{what}: {e}"),
+                                embedded.map(|e| &**e),
+                            );
+                        }
+                        continue;
+                    }
+                },
+            };
+            group.push((info, der));
+        }
+        let ctx = self.ctx;
+        for i in 0..group.len() {
+            let raw = chain(ctx, &group, i, 0);
+            let info = Arc::clone(&group[i].0);
+            let cert = AuditedCert {
+                path: Arc::clone(&out.path),
+                index: base + i,
+                encoding,
+                embedded: embedded.cloned(),
+                seconds_left: (info.not_after - ctx.now).whole_seconds(),
+                state: State::at(
+                    info.not_before,
+                    info.not_after,
+                    ctx.now,
+                    ctx.warn_seconds,
+                    ctx.critical_seconds,
                 ),
-                Some(&f.embedded),
-            );
+                info,
+                node: None,
+                profile: None,
+                chain: ctx.chain_status(&raw),
+                key: None,
+            };
+            if let Some(f) = chain_finding(&cert, ctx.trusted) {
+                out.findings.push(f);
+            }
+            out.certs.push(cert);
+            out.chains.push(raw);
+        }
+    }
+
+    fn name(&mut self, n: &X509Name<'_>) -> Arc<Name> {
+        if let Some(v) = self.cache.names.get(n.as_raw()) {
+            return Arc::clone(v);
+        }
+        let v = Arc::new(Name {
+            text: n.to_string(),
+            parts: parts(n),
+            raw: n.as_raw().to_vec(),
+        });
+        self.cache.names.insert(v.raw.clone(), Arc::clone(&v));
+        v
+    }
+
+    fn info(&mut self, x: &X509Certificate<'_>, fp: [u8; 32]) -> CertInfo {
+        let mut sans = Vec::new();
+        if let Ok(Some(ext)) = x.subject_alternative_name() {
+            for n in &ext.value.general_names {
+                sans.push(match n {
+                    GeneralName::DNSName(d) => format!("DNS:{d}"),
+                    GeneralName::IPAddress(b) => match ip(b) {
+                        Some(ip) => format!("IP:{ip}"),
+                        None => "IP:?".into(),
+                    },
+                    other => other.to_string(),
+                });
+            }
+        }
+        let mut ext_key_usage = Vec::new();
+        if let Ok(Some(e)) = x.extended_key_usage() {
+            let e = e.value;
+            for (on, name) in [
+                (e.server_auth, "serverAuth"),
+                (e.client_auth, "clientAuth"),
+                (e.code_signing, "codeSigning"),
+                (e.email_protection, "emailProtection"),
+                (e.time_stamping, "timeStamping"),
+                (e.ocsp_signing, "OCSPSigning"),
+                (e.any, "anyExtendedKeyUsage"),
+            ] {
+                if on {
+                    ext_key_usage.push(name.to_owned());
+                }
+            }
+            ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
+        }
+        let (mut ski, mut aki) = (None, None);
+        for ext in x.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => {}
+            }
+        }
+        let v = x.validity();
+        CertInfo {
+            subject: self.name(x.subject()),
+            issuer: self.name(x.issuer()),
+            serial: x.raw_serial().to_vec(),
+            sans,
+            ext_key_usage,
+            is_ca: x.is_ca(),
+            not_before: v.not_before.to_datetime(),
+            not_after: v.not_after.to_datetime(),
+            fingerprint: fp,
+            public_key: x.public_key().subject_public_key.data.to_vec(),
+            subject_key_id: ski,
+            authority_key_id: aki,
         }
     }
 }
 
-/// Reads every PEM section of `bytes`: certificates (in order, as a chain) and keys.
-fn pem(
-    out: &mut FileScan,
-    bytes: &[u8],
-    encoding: Encoding,
-    embedded: Option<&Embedded>,
+/// The SubjectPublicKeyInfo of a certificate's DER.
+fn spki_of(der: &[u8]) -> Option<Vec<u8>> {
+    X509Certificate::from_der(der)
+        .ok()
+        .map(|(_, x)| x.public_key().raw.to_vec())
+}
+
+/// Decides how certificate `i` of a group chains: to a trusted CA, or (with none given)
+/// to a certificate of the same group, following a few in-group links to reach a
+/// trusted CA (an intermediate shipped in the chain file).
+fn chain(
     ctx: &Context<'_>,
-) {
-    let mut ders: Vec<Vec<u8>> = Vec::new();
-    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-        match item {
-            Ok((SectionKind::Certificate, der)) => ders.push(der),
-            Ok((
-                kind @ (SectionKind::PrivateKey
-                | SectionKind::RsaPrivateKey
-                | SectionKind::EcPrivateKey),
-                der,
-            )) => out.keys.push(FoundKey {
-                public: key_public(kind, der),
-                embedded: embedded.cloned(),
-            }),
-            Ok(_) => {}
-            Err(e) => {
-                let what = match e {
-                    rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
-                        "truncated PEM: a section has no END line".to_string()
-                    }
-                    e => format!("broken PEM: {e}"),
-                };
-                let after = if ders.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (after {} good certificate(s))", ders.len())
-                };
-                out.finding(FindingKind::Unparsable, format!("{what}{after}"), embedded);
-                break;
+    group: &[(Arc<CertInfo>, Vec<u8>)],
+    i: usize,
+    depth: usize,
+) -> RawChain {
+    let (info, der) = &group[i];
+    let fp = &info.fingerprint;
+    if let Some(a) = ctx.trusted.iter().position(|t| t.fingerprint == *fp) {
+        return RawChain::Anchor(a);
+    }
+    if info.self_signed() {
+        return if ctx.trusted.is_empty() {
+            RawChain::Unchecked
+        } else {
+            RawChain::ForeignRoot
+        };
+    }
+    let issuer = &info.issuer.raw;
+    let mut bad = None;
+    for (a, t) in ctx.trusted.iter().enumerate() {
+        if t.subject_raw == *issuer {
+            if ctx.verify(der, fp, &t.spki, &t.fingerprint) {
+                return RawChain::Trusted(a);
+            }
+            bad.get_or_insert(a);
+        }
+    }
+    for (j, (ij, dj)) in group.iter().enumerate() {
+        if j == i || ij.fingerprint == *fp || ij.subject.raw != *issuer {
+            continue;
+        }
+        if let (Some(aki), Some(ski)) = (&info.authority_key_id, &ij.subject_key_id) {
+            if aki != ski {
+                continue;
+            }
+        }
+        if ctx.trusted.is_empty() {
+            // Without trust anchors this link is informational (which CA's expiry
+            // bounds this certificate), so issuer name and key identifier suffice; a
+            // signature check here would cost more than the rest of the audit.
+            return RawChain::InFile(Arc::clone(ij));
+        }
+        let Some(spki) = spki_of(dj) else { continue };
+        if !ctx.verify(der, fp, &spki, &ij.fingerprint) {
+            continue;
+        }
+        if depth < 4 {
+            if let RawChain::Trusted(a) | RawChain::Anchor(a) = chain(ctx, group, j, depth + 1) {
+                return RawChain::Trusted(a);
             }
         }
     }
-    let base = out.certs.len();
-    let mut parsed: Vec<(X509Certificate<'_>, [u8; 32])> = Vec::with_capacity(ders.len());
-    for (i, der) in ders.iter().enumerate() {
-        match X509Certificate::from_der(der) {
-            Ok((_, x)) => parsed.push((x, sha256(der))),
-            Err(e) => out.finding(
-                FindingKind::Unparsable,
-                format!("certificate #{} is not valid DER: {e}", base + i),
-                embedded,
-            ),
-        }
-    }
-    for i in 0..parsed.len() {
-        let (x, fp) = &parsed[i];
-        let chain = chain_one(x, fp, &parsed, ctx);
-        let in_file = match chain {
-            RawChain::InFile(j) => {
-                let (ix, ifp) = &parsed[j];
-                Some((
-                    ix.subject().to_string(),
-                    ix.validity().not_after.to_datetime(),
-                    *ifp,
-                ))
-            }
-            _ => None,
-        };
-        let chain = match chain {
-            RawChain::InFile(j) => RawChain::InFile(base + j),
-            c => c,
-        };
-        out.certs.push(found(
-            &out.path,
-            base + i,
-            encoding,
-            embedded,
-            x,
-            *fp,
-            chain,
-            in_file,
-        ));
+    match (bad, ctx.trusted.is_empty()) {
+        (Some(a), _) => RawChain::BadSignature(a),
+        (None, true) => RawChain::Unchecked,
+        (None, false) => RawChain::Untrusted,
     }
 }
 
@@ -559,70 +749,6 @@ mod der {
     }
 }
 
-/// Decides how `x` chains: to a trusted CA, or (with none given) to a certificate of
-/// the same file, following at most a few in-file links to reach a trusted CA.
-fn chain_one(
-    x: &X509Certificate<'_>,
-    fp: &[u8; 32],
-    same_file: &[(X509Certificate<'_>, [u8; 32])],
-    ctx: &Context<'_>,
-) -> RawChain {
-    chain_depth(x, fp, same_file, ctx, 0)
-}
-
-fn chain_depth(
-    x: &X509Certificate<'_>,
-    fp: &[u8; 32],
-    same_file: &[(X509Certificate<'_>, [u8; 32])],
-    ctx: &Context<'_>,
-    depth: usize,
-) -> RawChain {
-    if let Some(a) = ctx.trusted.iter().position(|t| t.fingerprint == *fp) {
-        return RawChain::Anchor(a);
-    }
-    let issuer = x.issuer().as_raw();
-    if issuer == x.subject().as_raw() {
-        return if ctx.trusted.is_empty() {
-            RawChain::Unchecked
-        } else {
-            RawChain::ForeignRoot
-        };
-    }
-    let mut bad = None;
-    for (i, t) in ctx.trusted.iter().enumerate() {
-        if t.subject_raw == issuer {
-            if ctx.verify(x, fp, &t.spki, &t.fingerprint) {
-                return RawChain::Trusted(i);
-            }
-            bad.get_or_insert(i);
-        }
-    }
-    // An issuer in the same file: the chain file's next certificate.
-    for (j, (ix, ifp)) in same_file.iter().enumerate() {
-        if ifp == fp || ix.subject().as_raw() != issuer {
-            continue;
-        }
-        if !ctx.verify(x, fp, ix.public_key().raw, ifp) {
-            continue;
-        }
-        if ctx.trusted.is_empty() {
-            return RawChain::InFile(j);
-        }
-        if depth < 4 {
-            if let RawChain::Trusted(a) | RawChain::Anchor(a) =
-                chain_depth(ix, ifp, same_file, ctx, depth + 1)
-            {
-                return RawChain::Trusted(a);
-            }
-        }
-    }
-    match (bad, ctx.trusted.is_empty()) {
-        (Some(i), _) => RawChain::BadSignature(i),
-        (None, true) => RawChain::Unchecked,
-        (None, false) => RawChain::Untrusted,
-    }
-}
-
 pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, der);
     let mut out = [0u8; 32];
@@ -673,82 +799,6 @@ fn parts(name: &X509Name<'_>) -> NameParts {
         o: first(name, Attr::O),
         ou: first(name, Attr::Ou),
         cn: first(name, Attr::Cn),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn found(
-    path: &Path,
-    index: usize,
-    encoding: Encoding,
-    embedded: Option<&Embedded>,
-    x: &X509Certificate<'_>,
-    fp: [u8; 32],
-    chain: RawChain,
-    in_file_issuer: Option<(String, OffsetDateTime, [u8; 32])>,
-) -> Found {
-    let mut sans = Vec::new();
-    if let Ok(Some(ext)) = x.subject_alternative_name() {
-        for n in &ext.value.general_names {
-            sans.push(match n {
-                GeneralName::DNSName(d) => format!("DNS:{d}"),
-                GeneralName::IPAddress(b) => match ip(b) {
-                    Some(ip) => format!("IP:{ip}"),
-                    None => "IP:?".into(),
-                },
-                other => other.to_string(),
-            });
-        }
-    }
-    let mut ext_key_usage = Vec::new();
-    if let Ok(Some(e)) = x.extended_key_usage() {
-        let e = e.value;
-        for (on, name) in [
-            (e.server_auth, "serverAuth"),
-            (e.client_auth, "clientAuth"),
-            (e.code_signing, "codeSigning"),
-            (e.email_protection, "emailProtection"),
-            (e.time_stamping, "timeStamping"),
-            (e.ocsp_signing, "OCSPSigning"),
-            (e.any, "anyExtendedKeyUsage"),
-        ] {
-            if on {
-                ext_key_usage.push(name.to_owned());
-            }
-        }
-        ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-    }
-    let v = x.validity();
-    Found {
-        cert: AuditedCert {
-            path: path.to_path_buf(),
-            index,
-            encoding,
-            embedded_kind: embedded.map(|e| e.kind),
-            embedded_key: embedded.map(|e| e.key.clone()),
-            subject: x.subject().to_string(),
-            issuer: x.issuer().to_string(),
-            serial: hex(x.raw_serial(), true),
-            sans,
-            ext_key_usage,
-            is_ca: x.is_ca(),
-            not_before: v.not_before.to_datetime(),
-            not_after: v.not_after.to_datetime(),
-            seconds_left: 0,
-            state: State::Ok,
-            sha256: hex(&fp, true),
-            node: None,
-            profile: None,
-            chain: ChainStatus::Unchecked,
-            key: None,
-            serial_decimal: x.serial.to_string(),
-            subject_parts: parts(x.subject()),
-            issuer_parts: parts(x.issuer()),
-            fingerprint: fp,
-        },
-        chain,
-        public_key: x.public_key().subject_public_key.data.to_vec(),
-        in_file_issuer,
     }
 }
 

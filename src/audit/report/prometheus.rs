@@ -68,14 +68,15 @@ fn filename(p: &std::path::Path) -> String {
 fn cert_labels(c: &AuditedCert) -> String {
     let path = c.path.display().to_string();
     let name = filename(&c.path);
-    let s = &c.subject_parts;
-    let i = &c.issuer_parts;
+    let s = &c.info.subject.parts;
+    let i = &c.info.issuer.parts;
+    let serial = c.info.serial_decimal();
     labels(&[
         ("filename", Some(&name)),
         ("filepath", Some(&path)),
-        ("embedded_kind", c.embedded_kind),
-        ("embedded_key", c.embedded_key.as_deref()),
-        ("serial_number", Some(c.serial_decimal())),
+        ("embedded_kind", c.embedded.as_ref().map(|e| e.kind)),
+        ("embedded_key", c.embedded.as_ref().map(|e| e.key.as_str())),
+        ("serial_number", Some(&serial)),
         ("issuer_C", i.c.as_deref()),
         ("issuer_ST", i.st.as_deref()),
         ("issuer_L", i.l.as_deref()),
@@ -102,7 +103,12 @@ fn family(out: &mut String, name: &str, help: &str, kind: &str) {
 pub fn prometheus(r: &Report) -> String {
     let now = r.summary.now.map(|t| t.unix_timestamp()).unwrap_or(0);
     let mut certs: Vec<&AuditedCert> = r.certificates.iter().collect();
-    certs.sort_by(|a, b| (&a.path, a.index).cmp(&(&b.path, b.index)));
+    certs.sort_unstable_by(|a, b| {
+        a.path
+            .as_os_str()
+            .cmp(b.path.as_os_str())
+            .then(a.index.cmp(&b.index))
+    });
     let mut sets: Vec<String> = certs.iter().map(|c| cert_labels(c)).collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for s in &sets {
@@ -116,7 +122,7 @@ pub fn prometheus(r: &Report) -> String {
             let _ = write!(
                 s,
                 ",discriminator=\"{}-{}\"}}",
-                &c.sha256.replace(':', "")[..8].to_ascii_lowercase(),
+                crate::audit::scan_hex(&c.info.fingerprint[..4]).to_ascii_lowercase(),
                 c.index
             );
         }
@@ -127,12 +133,12 @@ pub fn prometheus(r: &Report) -> String {
         (
             "x509_cert_not_before",
             "Unix time of the certificate's notBefore.",
-            |c, _| c.not_before.unix_timestamp(),
+            |c, _| c.info.not_before.unix_timestamp(),
         ),
         (
             "x509_cert_not_after",
             "Unix time of the certificate's notAfter.",
-            |c, _| c.not_after.unix_timestamp(),
+            |c, _| c.info.not_after.unix_timestamp(),
         ),
         (
             "x509_cert_expired",
@@ -147,7 +153,7 @@ pub fn prometheus(r: &Report) -> String {
         (
             "x509_cert_valid_since_seconds",
             "Seconds from the certificate's notBefore to the audit.",
-            |c, now| now - c.not_before.unix_timestamp(),
+            |c, now| now - c.info.not_before.unix_timestamp(),
         ),
     ];
     for (name, help, value) in per_cert {

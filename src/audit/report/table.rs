@@ -45,7 +45,7 @@ fn severity_color(s: Severity) -> &'static str {
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    if s.len() <= max || s.chars().count() <= max {
         s.to_owned()
     } else {
         let mut t: String = s.chars().take(max - 1).collect();
@@ -58,24 +58,15 @@ fn left(c: &AuditedCert) -> String {
     match c.state {
         State::NotYetValid => format!(
             "starts in {}",
-            human_left(c.seconds_left - (c.not_after - c.not_before).whole_seconds())
+            human_left((c.info.not_before - now(c)).whole_seconds())
         ),
         _ => human_left(c.seconds_left),
     }
 }
 
-fn place(c: &AuditedCert) -> String {
-    let mut s = c.path.display().to_string();
-    match (&c.embedded_kind, &c.embedded_key) {
-        (Some(k), Some(n)) => {
-            let _ = write!(s, " [{k} {n}]");
-        }
-        _ if c.index > 0 => {
-            let _ = write!(s, " #{}", c.index);
-        }
-        _ => {}
-    }
-    s
+/// The audit's time, back from a certificate's notAfter and time left.
+fn now(c: &AuditedCert) -> time::OffsetDateTime {
+    c.info.not_after - time::Duration::seconds(c.seconds_left)
 }
 
 fn owner(c: &AuditedCert) -> String {
@@ -107,20 +98,51 @@ pub fn table(r: &Report, o: TableOptions) -> String {
         }
         out.push_str("PATH\n");
     }
+    // Written straight into the buffer: this loop runs once per certificate of a fleet.
     for c in &rows {
-        let state = format!("{:<13}", c.state.name());
+        if o.color {
+            let _ = write!(
+                out,
+                "\x1b[{}m{:<13}{RESET} ",
+                state_color(c.state),
+                c.state.name()
+            );
+        } else {
+            let _ = write!(out, "{:<13} ", c.state.name());
+        }
+        let d = c.info.not_after.to_offset(time::UtcOffset::UTC).date();
         let _ = write!(
             out,
-            "{} {:<18} {:<10}  {:<40}  ",
-            paint(o.color, state_color(c.state), &state),
+            "{:<18} {:04}-{:02}-{:02}  ",
             left(c),
-            date(c.not_after),
-            truncate(c.short_subject(), 40)
+            d.year(),
+            u8::from(d.month()),
+            d.day()
         );
+        let subject = c.short_subject();
+        if subject.len() <= 40 {
+            let _ = write!(out, "{subject:<40}  ");
+        } else {
+            let _ = write!(out, "{:<40}  ", truncate(subject, 40));
+        }
         if owners {
             let _ = write!(out, "{:<30}  ", truncate(&owner(c), 30));
         }
-        out.push_str(&place(c));
+        match c.path.to_str() {
+            Some(p) => out.push_str(p),
+            None => {
+                let _ = write!(out, "{}", c.path.display());
+            }
+        }
+        match &c.embedded {
+            Some(e) => {
+                let _ = write!(out, " [{} {}]", e.kind, e.key);
+            }
+            None if c.index > 0 => {
+                let _ = write!(out, " #{}", c.index);
+            }
+            None => {}
+        }
         out.push('\n');
     }
     let findings: Vec<_> = r
