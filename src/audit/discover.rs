@@ -227,6 +227,13 @@ pub(crate) fn walk(cfg: &AuditConfig) -> Walked {
             }
         }
     }
+    if let Some(tree) = &cfg.configs {
+        sources.push(Source {
+            kind: "configs",
+            path: tree.clone(),
+            up: true,
+        });
+    }
     // Referenced files: read as named; a missing one is reported against its config.
     for r in &cfg.referenced {
         match fs::symlink_metadata(&r.path) {

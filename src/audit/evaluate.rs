@@ -43,6 +43,7 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
         sources,
     } = walked;
     let trusted = &cfg.trusted;
+    findings.extend(cfg.findings.iter().cloned());
     let mut late = LateLeaves::default();
     for f in &mut files {
         findings.append(&mut f.findings);
@@ -308,11 +309,13 @@ fn check_expected(
     let Some(file) = file else {
         // The walk found nothing usable there: missing, or there but empty of
         // certificates and keys (the walk has said why if it could not read it).
-        if std::fs::metadata(&e.path).is_err() {
+        if reported.contains(&e.path) {
+            // Already said: missing where a config points, unreadable, vanished.
+        } else if std::fs::metadata(&e.path).is_err() {
             out.push(missing(
                 "is not there; issue it with `kpki issue` or `kpki apply`, and install it",
             ));
-        } else if !reported.contains(&e.path) {
+        } else {
             out.push(missing("is there but holds nothing kpki can read"));
         }
         return out;

@@ -708,6 +708,10 @@ pub struct AuditConfig {
     pub cliff_min: usize,
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// The `--configs` tree the referenced files come from, reported as a source.
+    pub configs: Option<PathBuf>,
+    /// Findings made before the walk (configs that could not be read).
+    pub findings: Vec<Finding>,
 }
 
 /// Runs the audit.

@@ -50,14 +50,26 @@ impl TrustedCa {
     /// Every CA certificate in a PEM or DER file. `name` names them (the store's CA
     /// directory); without it each is named by its CN.
     pub fn load(path: &Path, name: Option<&str>) -> Result<Vec<TrustedCa>, AuditError> {
+        let bytes = std::fs::read(path).map_err(|e| AuditError::BadCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        TrustedCa::parse(&bytes, path, name)
+    }
+
+    /// Every CA certificate in PEM or DER `bytes` read from `path`.
+    pub fn parse(
+        bytes: &[u8],
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<Vec<TrustedCa>, AuditError> {
         let bad = |reason: String| AuditError::BadCa {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let ders: Vec<Vec<u8>> = if kubeconfig::find(&bytes, b"-----BEGIN").is_some() {
+        let ders: Vec<Vec<u8>> = if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
             let mut v = Vec::new();
-            for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(&bytes) {
+            for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
                 match item {
                     Ok((SectionKind::Certificate, der)) => v.push(der),
                     Ok(_) => {}
@@ -66,7 +78,7 @@ impl TrustedCa {
             }
             v
         } else {
-            vec![bytes]
+            vec![bytes.to_vec()]
         };
         let mut out = Vec::new();
         for der in &ders {

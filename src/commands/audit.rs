@@ -87,8 +87,30 @@ pub(super) fn run(
     let mut roots: Vec<Root> = Vec::new();
     let mut layouts: Vec<Layout> = Vec::new();
     let mut referenced: Vec<Referenced> = Vec::new();
+    let mut early_findings = Vec::new();
+    let mut config_cas: Vec<TrustedCa> = Vec::new();
+    let mut config_layouts: Vec<Layout> = Vec::new();
     if let Some(tree) = &a.configs {
-        referenced = audit::configs::referenced(tree)?;
+        let node = a.node.clone().or_else(|| {
+            if tree != Path::new("/") {
+                return None;
+            }
+            this_node(inv.as_ref()?, &hostname()?)
+        });
+        let c = audit::configs::read(tree, node.as_deref(), inv.as_ref())?;
+        referenced = c.referenced;
+        early_findings = c.findings;
+        config_cas = c.trusted;
+        config_layouts = c
+            .roots
+            .into_iter()
+            .filter_map(|r| {
+                Some(Layout::Node {
+                    root: r.root,
+                    node: r.node?,
+                })
+            })
+            .collect();
     }
     if !a.paths.is_empty() {
         for path in &a.paths {
@@ -157,6 +179,12 @@ pub(super) fn run(
         trusted.extend(TrustedCa::load(f, None)?);
         ca_files.push(f.clone());
     }
+    // The CAs the daemons are told to trust, last: a store CA keeps its store name.
+    for t in config_cas {
+        if !trusted.iter().any(|k| k.fingerprint == t.fingerprint) {
+            trusted.push(t);
+        }
+    }
     if a.configs.is_none() || !a.paths.is_empty() {
         for f in ca_files {
             if !inside(&f, &roots) {
@@ -168,10 +196,20 @@ pub(super) fn run(
         }
     }
 
-    let expected = match &inv {
+    let mut expected = match &inv {
         Some(inv) => layout::expectations(&layouts, inv, &profiles, store.as_ref())?,
         None => Vec::new(),
     };
+    // With --configs, what the profiles expect is checked only where a config points.
+    if let (Some(inv), false) = (&inv, config_layouts.is_empty()) {
+        let wanted: std::collections::HashSet<&Path> =
+            referenced.iter().map(|r| r.path.as_path()).collect();
+        expected.extend(
+            layout::expectations(&config_layouts, inv, &profiles, store.as_ref())?
+                .into_iter()
+                .filter(|e| wanted.contains(e.path.as_path())),
+        );
+    }
     let cfg = AuditConfig {
         roots,
         referenced,
@@ -186,6 +224,8 @@ pub(super) fn run(
             .filter(|n| *n > 0)
             .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
             .unwrap_or(2),
+        configs: a.configs.clone(),
+        findings: early_findings,
     };
     let report = audit::run(&cfg)?;
 
