@@ -730,9 +730,12 @@ fn table_is_sorted_with_findings_and_a_summary_and_quiet_keeps_problems() {
     assert!(!q.contains("exit status"), "no summary line: {q}");
 }
 
+/// Samples by metric name: (labels, value).
+type Families = BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>;
+
 /// Checks the text exposition format line by line: comments, names, labels, values.
-fn check_exposition(text: &str) -> BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>> {
-    let mut families: BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>> = BTreeMap::new();
+fn check_exposition(text: &str) -> Families {
+    let mut families = Families::new();
     let mut typed = BTreeSet::new();
     let mut helped = BTreeSet::new();
     let mut current = String::new();
