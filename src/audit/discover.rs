@@ -614,3 +614,79 @@ impl Worker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AuditConfig {
+        AuditConfig {
+            roots: vec![],
+            referenced: vec![],
+            now: time::macros::datetime!(2026-11-25 00:00 UTC),
+            warn_seconds: 30 * 86_400,
+            critical_seconds: 7 * 86_400,
+            trusted: vec![],
+            expected: vec![],
+            cliff_min: 10,
+            threads: 1,
+            configs: None,
+            findings: vec![],
+        }
+    }
+
+    /// A file listed by the directory walk that is gone by the time it is opened.
+    #[test]
+    fn a_file_that_vanishes_after_listing_is_a_finding() {
+        let cfg = config();
+        let ctx = Context::new(&cfg);
+        let queue = Queue {
+            state: Mutex::new((Vec::new(), 0)),
+            cond: Condvar::new(),
+        };
+        let mut w = Worker {
+            ctx: &ctx,
+            queue: &queue,
+            roots: &[],
+            buf: vec![0; 64],
+            cache: Cache::default(),
+            seen: Seen::default(),
+            files: Vec::new(),
+            findings: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.crt");
+        w.file_at(gone.clone(), Entry::File, 0);
+        assert_eq!(w.findings.len(), 1);
+        assert_eq!(w.findings[0].kind, FindingKind::Vanished);
+        assert_eq!(w.findings[0].path.as_deref(), Some(gone.as_path()));
+        // A file bigger than the buffer is read whole (the buffer grows).
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, vec![b'x'; 1000]).unwrap();
+        w.file_at(big, Entry::File, 0);
+        assert_eq!(w.buf.len(), 1024);
+        assert_eq!(w.findings.len(), 1);
+    }
+
+    #[test]
+    fn the_walk_covers_nested_directories_on_every_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            let d = dir.path().join(format!("a{}/b{}", i % 7, i % 13));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(format!("junk{i}.crt")), b"\x01junk").unwrap();
+        }
+        for threads in [1, 2, 5] {
+            let mut cfg = config();
+            cfg.threads = threads;
+            cfg.roots = vec![crate::audit::Root {
+                path: dir.path().to_path_buf(),
+                required: true,
+            }];
+            let w = walk(&cfg);
+            assert_eq!(w.files.len(), 300, "{threads} threads");
+            assert!(w.files.iter().all(|f| f.findings.len() == 1));
+            assert!(w.sources[0].up);
+        }
+    }
+}

@@ -730,3 +730,60 @@ pub fn run(cfg: &AuditConfig) -> Result<Report, AuditError> {
     }
     Ok(evaluate::evaluate(cfg, walked))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn states_at_their_edges() {
+        let nb = datetime!(2026-01-01 00:00 UTC);
+        let na = datetime!(2026-12-31 00:00 UTC);
+        let (w, c) = (30 * 86_400, 7 * 86_400);
+        let at = |now| State::at(nb, na, now, w, c);
+        assert_eq!(at(datetime!(2025-12-31 23:59:59 UTC)), State::NotYetValid);
+        assert_eq!(at(nb), State::Ok);
+        assert_eq!(
+            at(datetime!(2026-12-01 00:00 UTC)),
+            State::Warn,
+            "exactly 30 days left"
+        );
+        assert_eq!(at(datetime!(2026-11-30 23:59:59 UTC)), State::Ok);
+        assert_eq!(
+            at(datetime!(2026-12-24 00:00 UTC)),
+            State::Critical,
+            "exactly 7 days left"
+        );
+        assert_eq!(at(na), State::Critical, "valid through its notAfter second");
+        assert_eq!(at(datetime!(2026-12-31 00:00:01 UTC)), State::Expired);
+        assert_eq!(State::Warn.exit_code(), 1);
+        assert_eq!(State::NotYetValid.exit_code(), 2);
+    }
+
+    #[test]
+    fn serials_in_decimal_as_go_prints_them() {
+        assert_eq!(decimal(&[0x00]), "0");
+        assert_eq!(decimal(&[0x01, 0x00]), "256");
+        assert_eq!(decimal(&[0x00, 0xff]), "255");
+        assert_eq!(
+            decimal(&[0x74, 0x8a, 0x0d, 0x88, 0x60, 0x5e, 0x9c, 0x4a, 0xe6, 0xde]),
+            "550341137830329553970910"
+        );
+        assert_eq!(decimal(&[0xff]), "-1");
+        assert_eq!(decimal(&[0x80]), "-128");
+    }
+
+    #[test]
+    fn severities_decide_the_exit_status() {
+        for k in FindingKind::ALL {
+            assert!(k.severity().exit_code() <= 2);
+        }
+        assert_eq!(FindingKind::ExpiryCliff.severity(), Severity::Info);
+        assert_eq!(FindingKind::Unreadable.severity(), Severity::Warn);
+        assert_eq!(FindingKind::KeyMode.severity(), Severity::Error);
+        let names: std::collections::BTreeSet<&str> =
+            FindingKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), FindingKind::ALL.len());
+    }
+}

@@ -843,4 +843,142 @@ mod tests {
         assert!(!named_like_cert(Path::new("a.key")));
         assert!(!named_like_cert(Path::new("crt")));
     }
+
+    fn config() -> AuditConfig {
+        AuditConfig {
+            roots: vec![],
+            referenced: vec![],
+            now: time::macros::datetime!(2026-11-25 00:00 UTC),
+            warn_seconds: 30 * 86_400,
+            critical_seconds: 7 * 86_400,
+            trusted: vec![],
+            expected: vec![],
+            cliff_min: 10,
+            threads: 1,
+            configs: None,
+            findings: vec![],
+        }
+    }
+
+    fn cert_and_key() -> (String, Vec<u8>, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["a.example.com".into()]).unwrap();
+        p.not_before = time::macros::datetime!(2026-01-01 00:00 UTC);
+        p.not_after = time::macros::datetime!(2027-01-01 00:00 UTC);
+        let c = p.self_signed(&key).unwrap();
+        (c.pem(), c.der().to_vec(), key.serialize_pem())
+    }
+
+    /// x509-parser's `run_all_fuzz_files` idea: garbage in, findings out, never a panic.
+    #[test]
+    fn garbage_never_panics() {
+        let cfg = config();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        let (pem, der, key) = cert_and_key();
+        let kubeconfig = format!(
+            "users:\n- name: u\n  user:\n    client-certificate-data: {}\n",
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUI="
+        );
+        let mut inputs: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"-----BEGIN ".to_vec(),
+            b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n".to_vec(),
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
+            b"-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n".to_vec(),
+            b"-----BEGIN RSA PRIVATE KEY-----\nMAA=\n-----END RSA PRIVATE KEY-----\n".to_vec(),
+            kubeconfig.into_bytes(),
+            b"client-certificate-data: ???\n".to_vec(),
+            vec![0x30, 0x83, 0xff, 0xff],
+            vec![0x30, 0x81],
+        ];
+        // Every truncation of a PEM certificate and key, of the DER, and bit flips.
+        for n in (0..pem.len()).step_by(7) {
+            inputs.push(pem.as_bytes()[..n].to_vec());
+        }
+        for n in (0..key.len()).step_by(11) {
+            inputs.push(key.as_bytes()[..n].to_vec());
+        }
+        for n in 0..der.len() {
+            inputs.push(der[..n].to_vec());
+            let mut flipped = der.clone();
+            flipped[n] ^= 0x55;
+            inputs.push(flipped);
+        }
+        let mut x: u32 = 7;
+        for len in [1usize, 3, 16, 100, 1000, 5000] {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            inputs.push(bytes);
+        }
+        for (i, bytes) in inputs.iter().enumerate() {
+            for name in ["x.crt", "x.pem", "x.key", "x.kubeconfig"] {
+                let mut out = FileScan::new(PathBuf::from(format!("/t/{i}/{name}")));
+                Scanner {
+                    ctx: &ctx,
+                    cache: &mut cache,
+                }
+                .scan(&mut out, bytes);
+            }
+        }
+        // And the good ones are still read right after all that.
+        let mut out = FileScan::new(PathBuf::from("/t/good.pem"));
+        let both = format!("{pem}{key}");
+        Scanner {
+            ctx: &ctx,
+            cache: &mut cache,
+        }
+        .scan(&mut out, both.as_bytes());
+        assert_eq!(out.certs.len(), 1);
+        assert_eq!(out.keys.len(), 1);
+        assert_eq!(
+            out.keys[0].public.as_deref(),
+            Some(out.certs[0].info.public_key.as_slice())
+        );
+        assert!(out.findings.is_empty());
+    }
+
+    #[test]
+    fn junk_is_reported_only_where_the_name_claims_a_certificate() {
+        let cfg = config();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        for (name, reported) in [
+            ("junk.crt", true),
+            ("junk.pem", true),
+            ("junk.der", true),
+            ("notes.txt", false),
+            ("kubelet.conf", false),
+            ("id.key", false),
+        ] {
+            let mut out = FileScan::new(PathBuf::from(name));
+            Scanner {
+                ctx: &ctx,
+                cache: &mut cache,
+            }
+            .scan(&mut out, b"\x00\x01 not a certificate");
+            assert_eq!(out.findings.len(), usize::from(reported), "{name}");
+        }
+    }
+
+    #[test]
+    fn state_is_computed_from_the_given_time() {
+        let cfg = config();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        let (pem, _, _) = cert_and_key();
+        let mut out = FileScan::new(PathBuf::from("a.crt"));
+        Scanner {
+            ctx: &ctx,
+            cache: &mut cache,
+        }
+        .scan(&mut out, pem.as_bytes());
+        // 2026-11-25 to 2027-01-01 is 37 days: more than --warn 30d.
+        assert_eq!(out.certs[0].state, State::Ok);
+        assert_eq!(out.certs[0].seconds_left, 37 * 86_400);
+    }
 }
