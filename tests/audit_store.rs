@@ -147,14 +147,16 @@ fn the_store_and_the_staged_tree_audit_clean_with_nodes_and_profiles() {
     assert!(t.contains("etcd01/etcd-peer"), "{t}");
     assert!(t.trim_end().ends_with("exit status 0"), "{t}");
 
-    // Prometheus: node and profile labels, accepted by promtool where installed.
+    // Prometheus: node and profile labels, absolute file paths (cron runs anywhere),
+    // accepted by promtool where installed.
     let o = c.audit(&["--format", "prometheus"]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(
         text.lines().any(|l| l.starts_with("x509_cert_not_after{")
             && l.contains("node=\"etcd01\"")
             && l.contains("profile=\"etcd-peer\"")
-            && l.contains("subject_CN=\"etcd01.example.com\"")),
+            && l.contains("subject_CN=\"etcd01.example.com\"")
+            && l.contains("filepath=\"/")),
         "{text}"
     );
     if std::process::Command::new("promtool")

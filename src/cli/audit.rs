@@ -32,7 +32,8 @@ What is checked:
   critical (within --critical), expired, not_yet_valid.
   With the store or --ca: that it chains to one of those CAs (signature verified),
   and that no CA expires before a certificate it signed. Without them, a chain file's
-  certificates are checked against the issuer later in the same file.
+  certificates are linked to the issuer later in the same file (by name and key
+  identifier, without a signature check) so that CA's expiry is still compared.
   The private key next to a certificate (same file; etcd.crt/etcd.key; ca.pem/ca-key.pem;
   a kubeconfig user's client-key-data): that it belongs to the certificate, and that
   every private key file is mode 0600 or tighter.
@@ -42,6 +43,10 @@ What is checked:
   Across the run: days on which many certificates expire (--cliff), with the dates.
   Unreadable files, FIFOs, files that vanish, garbage, truncated PEM and symlink loops
   are findings; the audit never stops on one file.
+  --quiet prints only problems: certificates that are not ok, warning and error findings,
+  no summary line (nothing at all when all is well).
+  --now RFC3339 (not listed above) evaluates at another time than now: for tests, and
+  for asking what will have expired by a date.
 
 Exit status:
   0  every certificate ok, no failed check
@@ -68,8 +73,11 @@ JSON (--format json), one object; the field names are stable:
     state                  ok | warn | critical | expired | not_yet_valid
     sha256                 fingerprint, colon-separated hex
     node, profile          the inventory node and kpki profile, or null
-    chain                  {status: unchecked | anchor | trusted | in_file | untrusted |
-                           bad_signature | foreign_root, ca, ca_path, ca_not_after}
+    chain                  {status, ca, ca_path, ca_not_after}; status is one of
+                           unchecked (no CA to check against), anchor (is a trusted CA),
+                           trusted (signature verified by ca), in_file (issued by a later
+                           certificate of the same file; no trusted CA given), untrusted,
+                           bad_signature (a trusted CA's name, not its key), foreign_root
     key                    {path, matches: true | false | null, mode: \"0600\"} or null
   findings[]       sorted by severity, errors first
     path                   the file or directory, or null for the whole run
@@ -93,7 +101,7 @@ Grafana dashboard and alert rules work unchanged:
   x509_cert_expired                              1 expired, 0 not
   x509_cert_expires_in_seconds                   to not_after from the audit's time
   x509_cert_valid_since_seconds                  from not_before to the audit's time
-    one series per certificate, labels: filename, filepath, serial_number (decimal),
+    one series per certificate, labels: filename, filepath (absolute), serial_number (decimal),
     subject_C, subject_ST, subject_L, subject_O, subject_OU, subject_CN, the same six
     issuer_*, embedded_kind (cluster | user) and embedded_key for kubeconfig data,
     node and profile where kpki knows them; empty labels are left out; discriminator
@@ -149,9 +157,13 @@ pub struct AuditArgs {
     pub node: Option<String>,
     /// Audit exactly the certificates, keys, CA files and embedded kubeconfig data that
     /// the node's etcd, flanneld, kubelet, kube-proxy and control-plane configs reference,
-    /// under TREE (a staged node tree from `kpki apply`, or / on the node).
+    /// under TREE (/ on the node, a staged node tree DIR/<node> from `kpki apply`, or the
+    /// whole staged DIR, node by node).
     ///
-    /// A referenced file that does not exist is a "missing" finding.
+    /// The configs are read as `kpki render --check` reads them (systemd units and
+    /// drop-ins, static pods, kubeconfigs, the KubeletConfiguration, options.env). A
+    /// referenced file that does not exist is a "missing" finding naming the config and
+    /// key; the CA files the configs name are trusted CAs for the chain check.
     #[arg(long, value_name = "TREE")]
     pub configs: Option<PathBuf>,
     /// Report a day on which at least this many distinct certificates expire.

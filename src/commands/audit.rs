@@ -72,8 +72,19 @@ pub(super) fn run(
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let profiles = profiles(g)?;
     let inv = inventory(g)?;
+    // Metrics name files by absolute path (`filepath`), whatever directory cron runs in.
+    let abs = |p: &Path| -> PathBuf {
+        if a.format == AuditFormat::Prometheus {
+            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let paths: Vec<PathBuf> = a.paths.iter().map(|p| abs(p)).collect();
+    let ca_args: Vec<PathBuf> = a.ca.iter().map(|p| abs(p)).collect();
+    let configs_tree: Option<PathBuf> = a.configs.as_deref().map(abs);
     let store = if Store::exists(&g.store) {
-        Some(Store::open(&g.store)?)
+        Some(Store::open(&abs(&g.store))?)
     } else {
         None
     };
@@ -90,7 +101,7 @@ pub(super) fn run(
     let mut early_findings = Vec::new();
     let mut config_cas: Vec<TrustedCa> = Vec::new();
     let mut config_layouts: Vec<Layout> = Vec::new();
-    if let Some(tree) = &a.configs {
+    if let Some(tree) = &configs_tree {
         let node = a.node.clone().or_else(|| {
             if tree != Path::new("/") {
                 return None;
@@ -112,8 +123,8 @@ pub(super) fn run(
             })
             .collect();
     }
-    if !a.paths.is_empty() {
-        for path in &a.paths {
+    if !paths.is_empty() {
+        for path in &paths {
             roots.push(Root {
                 path: path.clone(),
                 required: true,
@@ -129,7 +140,7 @@ pub(super) fn run(
             }
             layouts.extend(found);
         }
-    } else if a.configs.is_none() {
+    } else if configs_tree.is_none() {
         match &store {
             Some(s) => {
                 roots.push(Root {
@@ -175,7 +186,7 @@ pub(super) fn run(
             ca_files.push(path);
         }
     }
-    for f in &a.ca {
+    for f in &ca_args {
         trusted.extend(TrustedCa::load(f, None)?);
         ca_files.push(f.clone());
     }
@@ -185,7 +196,7 @@ pub(super) fn run(
             trusted.push(t);
         }
     }
-    if a.configs.is_none() || !a.paths.is_empty() {
+    if configs_tree.is_none() || !paths.is_empty() {
         for f in ca_files {
             if !inside(&f, &roots) {
                 roots.push(Root {
@@ -224,7 +235,7 @@ pub(super) fn run(
             .filter(|n| *n > 0)
             .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
             .unwrap_or(2),
-        configs: a.configs.clone(),
+        configs: configs_tree,
         findings: early_findings,
     };
     let report = audit::run(&cfg)?;
