@@ -209,24 +209,23 @@ struct Late {
 
 impl LateLeaves {
     fn add(&mut self, chain: &RawChain, info: &Arc<CertInfo>, path: &Arc<Path>, t: &[TrustedCa]) {
-        let (key, ca, ca_path, ca_not_after) = match chain {
-            RawChain::Trusted(a) => (
-                t[*a].fingerprint,
-                t[*a].ca.name.clone(),
-                t[*a].ca.path.clone(),
-                t[*a].ca.not_after,
-            ),
-            RawChain::InFile(i) => (
-                i.fingerprint,
-                i.subject.text.clone(),
-                path.to_path_buf(),
-                i.not_after,
-            ),
+        let ca_not_after = match chain {
+            RawChain::Trusted(a) => t[*a].ca.not_after,
+            RawChain::InFile(i) => i.not_after,
             _ => return,
         };
         if info.not_after <= ca_not_after {
             return;
         }
+        let (key, ca, ca_path) = match chain {
+            RawChain::Trusted(a) => (
+                t[*a].fingerprint,
+                t[*a].ca.name.clone(),
+                t[*a].ca.path.clone(),
+            ),
+            RawChain::InFile(i) => (i.fingerprint, i.subject.text.clone(), path.to_path_buf()),
+            _ => return,
+        };
         self.by_ca
             .entry(key)
             .or_insert_with(|| Late {
