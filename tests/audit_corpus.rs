@@ -956,3 +956,65 @@ fn num(hex: &str) -> String {
     }
     out.iter().rev().collect()
 }
+
+/// The library API on its own: `audit::run` with an injected time, and the table's
+/// colours (on only when the caller asks, as `commands` does for a terminal).
+#[test]
+fn the_library_runs_from_an_injected_time_and_colours_on_request() {
+    use kpki::audit::{self, report, AuditConfig, Root, State};
+    let dir = tempfile::tempdir().unwrap();
+    let now = time::macros::datetime!(2030-06-01 00:00 UTC);
+    let root = ca(
+        "lib CA",
+        now - Duration::days(10),
+        now + Duration::days(1000),
+    );
+    let (fresh, _, _) = leaf(
+        &root,
+        "fresh",
+        now - Duration::days(1),
+        now + Duration::days(90),
+    );
+    let (stale, _, _) = leaf(
+        &root,
+        "stale",
+        now - Duration::days(90),
+        now - Duration::days(1),
+    );
+    write(&dir.path().join("fresh.crt"), fresh, 0o644);
+    write(&dir.path().join("stale.crt"), stale, 0o644);
+    let cfg = AuditConfig {
+        roots: vec![Root {
+            path: dir.path().to_path_buf(),
+            required: true,
+        }],
+        referenced: vec![],
+        now,
+        warn_seconds: 30 * DAY,
+        critical_seconds: 7 * DAY,
+        trusted: vec![],
+        expected: vec![],
+        cliff_min: 10,
+        threads: 2,
+        configs: None,
+        findings: vec![],
+    };
+    let r = audit::run(&cfg).unwrap();
+    assert_eq!(r.certificates.len(), 2);
+    assert_eq!(r.certificates[0].state, State::Expired);
+    assert_eq!(r.certificates[0].seconds_left, -DAY);
+    assert_eq!(r.certificates[1].state, State::Ok);
+    assert_eq!(r.exit_code(), 2);
+    let plain = report::table(&r, report::TableOptions::default());
+    assert!(!plain.contains('\x1b'));
+    let coloured = report::table(
+        &r,
+        report::TableOptions {
+            color: true,
+            quiet: false,
+        },
+    );
+    assert!(coloured.contains("\x1b[1;31mexpired"), "{coloured}");
+    assert!(coloured.contains("\x1b[32mok"), "{coloured}");
+    assert!(coloured.contains("\x1b[31mexit status 2"), "{coloured}");
+}
