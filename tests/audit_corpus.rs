@@ -674,6 +674,20 @@ fn exit_status_follows_the_worst_case() {
     assert_eq!(audit(&[f("junk.crt")], &[]), 2);
     // The audit could not run: 3, for bad flags too.
     assert_eq!(audit(&[c.env.path().join("nowhere")], &[]), 3);
+    // ... even when a CA file given for the chain check could be read.
+    let ca = c.trust.join("corpus-ca.crt");
+    assert_eq!(
+        audit(
+            &[c.env.path().join("nowhere")],
+            &["--ca", ca.to_str().unwrap()]
+        ),
+        3
+    );
+    // One of two paths missing is a finding of an audit that ran.
+    assert_eq!(
+        audit(&[f("valid.crt"), c.env.path().join("nowhere")], &[]),
+        2
+    );
     assert_eq!(audit(&[f("valid.crt")], &["--warn", "5x"]), 3);
     assert_eq!(
         audit(&[f("valid.crt")], &["--warn", "7d", "--critical", "30d"]),
@@ -987,6 +1001,7 @@ fn the_library_runs_from_an_injected_time_and_colours_on_request() {
         roots: vec![Root {
             path: dir.path().to_path_buf(),
             required: true,
+            extra: false,
         }],
         referenced: vec![],
         now,

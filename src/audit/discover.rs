@@ -682,6 +682,7 @@ mod tests {
             cfg.roots = vec![crate::audit::Root {
                 path: dir.path().to_path_buf(),
                 required: true,
+                extra: false,
             }];
             let w = walk(&cfg);
             assert_eq!(w.files.len(), 300, "{threads} threads");

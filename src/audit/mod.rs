@@ -682,6 +682,9 @@ pub struct Root {
     pub path: PathBuf,
     /// A missing required root is a finding; a missing default one is skipped quietly.
     pub required: bool,
+    /// Audited alongside what was asked for (a CA file given for the chain check); it
+    /// alone does not make an audit that found none of the asked-for paths a success.
+    pub extra: bool,
 }
 
 /// A file a daemon config references (`--configs`), audited without walking.
@@ -718,17 +721,28 @@ pub struct AuditConfig {
 pub fn run(cfg: &AuditConfig) -> Result<Report, AuditError> {
     if cfg.warn_seconds < cfg.critical_seconds {
         return Err(AuditError::Thresholds {
-            warn: crate::span::human_left(cfg.warn_seconds),
-            critical: crate::span::human_left(cfg.critical_seconds),
+            warn: span_text(cfg.warn_seconds),
+            critical: span_text(cfg.critical_seconds),
         });
     }
     let walked = discover::walk(cfg);
-    if cfg.referenced.is_empty() && !cfg.roots.is_empty() && walked.sources.iter().all(|s| !s.up) {
+    let asked: Vec<&Root> = cfg.roots.iter().filter(|r| !r.extra).collect();
+    let up = |r: &Root| walked.sources.iter().any(|s| s.up && s.path == r.path);
+    if cfg.referenced.is_empty() && !asked.is_empty() && !asked.iter().any(|r| up(r)) {
         return Err(AuditError::NothingToAudit(
-            cfg.roots.iter().map(|r| r.path.clone()).collect(),
+            asked.iter().map(|r| r.path.clone()).collect(),
         ));
     }
     Ok(evaluate::evaluate(cfg, walked))
+}
+
+/// A threshold as the user wrote it: `30d`, `36h`, `90s`.
+fn span_text(seconds: i64) -> String {
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s => format!("{s}s"),
+    }
 }
 
 #[cfg(test)]

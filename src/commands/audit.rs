@@ -128,6 +128,7 @@ pub(super) fn run(
             roots.push(Root {
                 path: path.clone(),
                 required: true,
+                extra: false,
             });
             let found = layout::detect(path, inv.as_ref(), &profiles);
             if found.is_empty() {
@@ -146,6 +147,7 @@ pub(super) fn run(
                 roots.push(Root {
                     path: s.dir().to_path_buf(),
                     required: true,
+                    extra: false,
                 });
                 layouts.push(Layout::Store {
                     dir: s.dir().to_path_buf(),
@@ -161,6 +163,7 @@ pub(super) fn run(
                 roots.extend(dirs.into_iter().map(|path| Root {
                     path,
                     required: false,
+                    extra: false,
                 }));
                 let node = a.node.clone().or_else(|| {
                     let inv = inv.as_ref()?;
@@ -202,6 +205,7 @@ pub(super) fn run(
                 roots.push(Root {
                     path: f,
                     required: true,
+                    extra: true,
                 });
             }
         }
