@@ -125,15 +125,17 @@ fn leaf_spec(
     })
 }
 
-/// Opens each CA that the plans need, once.
+/// Opens each CA that the plans need, once: keyed by CA name, since a single-CA store
+/// signs all three roles with its root.
 fn signers(
     store: &Store,
     keyring: &Keyring,
     roles: impl Iterator<Item = CaRole>,
-) -> Result<BTreeMap<CaRole, Signer>, StoreError> {
+) -> Result<BTreeMap<String, Signer>, StoreError> {
     let mut m = BTreeMap::new();
     for r in roles {
-        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(r) {
+        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(store.ca_name(r).to_owned())
+        {
             e.insert(store.signer(r, keyring)?);
         }
     }
@@ -186,7 +188,9 @@ pub fn issue(
         let what = format!("{} for {}", plan.profile, plan.target);
         let (cert_pem, ca_pem, public_pem, record) = match &plan.cert {
             Some(c) => {
-                let signer = signers.get(&c.ca).expect("a signer for every planned CA");
+                let signer = signers
+                    .get(store.ca_name(c.ca))
+                    .expect("a signer for every planned CA");
                 let spec = leaf_spec(c, plan.key.is_rsa(), signer, &what, opts)
                     .map_err(|e| with_ca(e, store, c.ca))?;
                 let der = pki::sign(&spec, &key, signer)?;
@@ -227,7 +231,8 @@ pub fn issue(
             exported: vec![],
         });
     }
-    // 3. The store: files, then one ledger update.
+    // 3. The store: files, then one ledger update, flushed together.
+    let mut batch = atomic::Batch::new();
     for i in &done {
         let mut files = vec![Artifact {
             name: "key.pem.age",
@@ -249,6 +254,7 @@ pub fn issue(
             });
         }
         store.save_issued(
+            &mut batch,
             &i.plan.profile,
             &i.plan.target.key(),
             &files,
@@ -256,7 +262,14 @@ pub fn issue(
             opts.now,
         )?;
     }
-    store.append_ledger(&done.iter().map(|i| i.record.clone()).collect::<Vec<_>>())?;
+    store.append_ledger(
+        &mut batch,
+        &done.iter().map(|i| i.record.clone()).collect::<Vec<_>>(),
+    )?;
+    batch.commit().map_err(|source| IssueError::Io {
+        path: store.dir().to_path_buf(),
+        source,
+    })?;
     // 4. Export for installation.
     if let Some(out) = &opts.out {
         for i in &mut done {
@@ -396,20 +409,16 @@ pub fn export(
             })?;
         }
     }
-    let names: Vec<String> = plan
-        .iter()
-        .map(|(p, ..)| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-        .collect();
-    let files: Vec<(&str, &[u8], u32)> = plan
-        .iter()
-        .zip(&names)
-        .map(|((_, body, mode, _), name)| (name.as_str(), body.as_bytes(), *mode))
-        .collect();
-    atomic::write_all_in(&dir, &files, Existing::Refuse).map_err(|source| IssueError::Io {
+    let mut batch = atomic::Batch::new();
+    for (path, body, mode, _) in &plan {
+        batch
+            .add(path, body.as_bytes(), *mode, Existing::Refuse)
+            .map_err(|source| IssueError::Io {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    batch.commit().map_err(|source| IssueError::Io {
         path: dir.clone(),
         source,
     })?;
@@ -464,7 +473,9 @@ pub fn sign_csr(
     let der = pki::sign(&spec, &spki, &signer)?;
     let record = record_for(&plan, store.ca_name(c.ca), &der, "csr", opts.now)?;
     let cert_pem = pem::encode("CERTIFICATE", &der);
+    let mut batch = atomic::Batch::new();
     store.save_issued(
+        &mut batch,
         &plan.profile,
         &plan.target.key(),
         &[Artifact {
@@ -475,7 +486,11 @@ pub fn sign_csr(
         true,
         opts.now,
     )?;
-    store.append_ledger(std::slice::from_ref(&record))?;
+    store.append_ledger(&mut batch, std::slice::from_ref(&record))?;
+    batch.commit().map_err(|source| IssueError::Io {
+        path: store.dir().to_path_buf(),
+        source,
+    })?;
     Ok(Issued {
         plan,
         record,

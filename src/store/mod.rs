@@ -464,10 +464,12 @@ impl Store {
         }
     }
 
-    /// Stores the files of one issuance. An existing issuance is replaced only with
-    /// `force`, and then copied to `backup/<stamp>/` first.
+    /// Adds the files of one issuance to `batch`. An existing issuance is replaced only
+    /// with `force`, and then copied to `backup/<stamp>/` first (right away, so the copy
+    /// is durable before anything is replaced).
     pub fn save_issued(
         &self,
+        batch: &mut atomic::Batch,
         profile: &str,
         target: &str,
         files: &[Artifact],
@@ -490,16 +492,25 @@ impl Store {
         }
         atomic::create_dir_private(&abs).map_err(io_err(&abs))?;
         // The key goes last: its presence is what marks an issuance complete.
-        let mut ordered: Vec<(&str, &[u8], u32)> = files
-            .iter()
-            .map(|f| (f.name, f.bytes.as_slice(), f.mode))
-            .collect();
-        ordered.sort_by_key(|f| f.0 == "key.pem.age");
-        atomic::write_all_in(&abs, &ordered, Existing::Replace).map_err(io_err(&abs))
+        let mut ordered: Vec<&Artifact> = files.iter().collect();
+        ordered.sort_by_key(|f| f.name == "key.pem.age");
+        for f in ordered {
+            let p = abs.join(f.name);
+            batch
+                .add(&p, &f.bytes, f.mode, Existing::Replace)
+                .map_err(io_err(&p))?;
+        }
+        Ok(())
     }
 
-    /// Appends records to the ledger (atomically rewritten, under the caller's lock).
-    pub fn append_ledger(&self, records: &[Record]) -> Result<(), StoreError> {
+    /// Adds the ledger with `records` appended to `batch` (the ledger is rewritten
+    /// atomically, under the caller's lock; add it last so it never names an issuance
+    /// whose files are not in place).
+    pub fn append_ledger(
+        &self,
+        batch: &mut atomic::Batch,
+        records: &[Record],
+    ) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -509,12 +520,14 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&p)(e)),
         };
-        self.write(
-            Path::new(LEDGER),
-            &ledger::append(&existing, records),
-            0o644,
-            Existing::Replace,
-        )
+        batch
+            .add(
+                &p,
+                &ledger::append(&existing, records),
+                0o644,
+                Existing::Replace,
+            )
+            .map_err(io_err(&p))
     }
 
     /// Every ledger record.
