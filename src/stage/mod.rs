@@ -402,6 +402,8 @@ pub fn write(
     };
     all.extend(m.as_ref());
     let mut out = Vec::new();
+    // One flush for the whole tree (the manifest goes in last), not two per file.
+    let mut batch = atomic::Batch::new();
     for f in all {
         let contents = f
             .contents
@@ -418,11 +420,14 @@ pub fn write(
                 let parent = path.parent().expect("below the root");
                 atomic::create_dir_private(parent).map_err(io(parent))?;
                 no_links(root, &path)?;
-                atomic::write(&path, contents, f.mode, Existing::Replace).map_err(io(&path))?;
+                batch
+                    .add(&path, contents, f.mode, Existing::Replace)
+                    .map_err(io(&path))?;
             }
         }
         out.push((f.path.clone(), change));
     }
+    batch.commit().map_err(io(root))?;
     for p in gone {
         let path = target(root, &p)?;
         no_links(root, &path)?;
