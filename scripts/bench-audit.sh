@@ -15,7 +15,9 @@
 #   kpki runs with its defaults (table on standard output, sent to /dev/null; no store,
 #   no inventory: the expiry part, as the other two do). The openssl loop is timed on a
 #   1 000-file sample and scaled, as running it on 100 000 files takes an hour. The page
-#   cache is warmed first (every file read once) and each command gets a warm-up run.
+#   cache is warm for every timed run: hyperfine's --prepare reads the corpus before
+#   each one (some kernels reclaim idle page cache within seconds, e.g. DAMON), and each
+#   command also gets a warm-up run.
 #
 #   --quick   fewer runs (a smoke test; the numbers are then rough)
 #   --out F   also write the markdown table to F
@@ -62,26 +64,25 @@ echo "generating corpora..." >&2
 ./audit_corpus 10k 10000 300
 ./audit_corpus 100k 100000 300
 ./audit_corpus 100k-uniq 100000 100000
-find 100k -type f -name '*.crt' | sort > all.txt
-head -n 1000 all.txt > sample.txt
-echo "warming the page cache..." >&2
-find 10k 100k 100k-uniq -type f -print0 | xargs -0 cat > /dev/null
+for c in 10k 100k 100k-uniq; do find "$c" -type f | sort > "$c.files"; done
+head -n 1000 100k.files > sample.txt
 
 # kpki with no store and no inventory, as the other two have neither.
 KPKI="env -u KPKI_INVENTORY -u KPKI_STORE ./kpki --store $WORK/no-store audit"
 
-bench() { # name runs command...
-  local name=$1 runs=$2
-  shift 2
-  hyperfine --style basic --warmup 1 --runs "$runs" -i --export-json "$name.json" "$@" >&2
+bench() { # name runs corpus-file-list command
+  local name=$1 runs=$2 list=$3
+  shift 3
+  hyperfine --style basic --warmup 1 --runs "$runs" -i \
+    --prepare "xargs -a $list cat > /dev/null" --export-json "$name.json" "$@" >&2
 }
 mean() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f %.3f" % (r["mean"], r["stddev"] or 0))' "$1"; }
 
 for c in 10k 100k 100k-uniq; do
-  bench "kpki-$c" "$RUNS" "$KPKI $c"
-  bench "py-$c" "$RUNS" "python3 audit_py.py $c"
+  bench "kpki-$c" "$RUNS" "$c.files" "$KPKI $c"
+  bench "py-$c" "$RUNS" "$c.files" "python3 audit_py.py $c"
 done
-bench "openssl-1000" "$SSL_RUNS" 'while read -r f; do openssl x509 -enddate -noout -in "$f"; done < sample.txt'
+bench "openssl-1000" "$SSL_RUNS" sample.txt 'while read -r f; do openssl x509 -enddate -noout -in "$f"; done < sample.txt'
 
 read -r SSL SSL_SD < <(mean openssl-1000.json)
 {
