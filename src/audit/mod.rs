@@ -5,14 +5,19 @@
 //! It runs from cron on every node and on the CA host, so it is built to be fast and to
 //! never stop on one bad file:
 //!
-//! * [`discover`] walks the paths in parallel (a shared work queue of directories and
+//! * `discover` walks the paths in parallel (a shared work queue of directories and
 //!   batches of files over `available_parallelism` threads) and hands each file to
-//!   [`scan`], which reads it once and finds the certificates and keys in it, whatever
+//!   `scan`, which reads it once and finds the certificates and keys in it, whatever
 //!   the encoding (PEM with any number of sections, DER, kubeconfig `*-data` fields).
 //!   Anything wrong with one file (unreadable, vanished, garbage, a symlink loop) becomes
 //!   a [`Finding`], never an error of the whole run.
-//! * [`evaluate`] turns what was found into states and findings, from an injected `now`;
+//!   Each distinct certificate is parsed once ([`CertInfo`], shared by its copies) and
+//!   checked against the trusted CAs there, by signature.
+//! * `evaluate` turns what was found into states and findings, from an injected `now`;
 //!   nothing here reads the clock, the environment or the terminal, and nothing prints.
+//! * [`layout`] knows where kpki's files live (the store, a node's install paths, a
+//!   staged tree) and what the inventory and profiles expect there; [`configs`] lists
+//!   what a node's daemon configs reference, through `render::refs`.
 //! * [`report`] renders a [`Report`] as a table, JSON or Prometheus text.
 //!
 //! An [`AuditError`] means the audit itself could not run (exit status 3).
