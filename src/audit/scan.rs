@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
@@ -492,37 +492,14 @@ impl Scanner<'_, '_> {
     }
 
     fn info(&mut self, x: &X509Certificate<'_>, fp: [u8; 32]) -> CertInfo {
-        let mut sans = Vec::new();
-        if let Ok(Some(ext)) = x.subject_alternative_name() {
-            for n in &ext.value.general_names {
-                sans.push(match n {
-                    GeneralName::DNSName(d) => format!("DNS:{d}"),
-                    GeneralName::IPAddress(b) => match ip(b) {
-                        Some(ip) => format!("IP:{ip}"),
-                        None => "IP:?".into(),
-                    },
-                    other => other.to_string(),
-                });
-            }
-        }
-        let mut ext_key_usage = Vec::new();
-        if let Ok(Some(e)) = x.extended_key_usage() {
-            let e = e.value;
-            for (on, name) in [
-                (e.server_auth, "serverAuth"),
-                (e.client_auth, "clientAuth"),
-                (e.code_signing, "codeSigning"),
-                (e.email_protection, "emailProtection"),
-                (e.time_stamping, "timeStamping"),
-                (e.ocsp_signing, "OCSPSigning"),
-                (e.any, "anyExtendedKeyUsage"),
-            ] {
-                if on {
-                    ext_key_usage.push(name.to_owned());
-                }
-            }
-            ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-        }
+        let sans = match x.subject_alternative_name() {
+            Ok(Some(ext)) => crate::pki::san_strings(ext.value),
+            _ => Vec::new(),
+        };
+        let ext_key_usage = match x.extended_key_usage() {
+            Ok(Some(e)) => crate::pki::eku_names(e.value),
+            _ => Vec::new(),
+        };
         let (mut ski, mut aki) = (None, None);
         for ext in x.extensions() {
             match ext.parsed_extension() {
@@ -811,14 +788,6 @@ fn parts(name: &X509Name<'_>) -> NameParts {
         o: first(name, Attr::O),
         ou: first(name, Attr::Ou),
         cn: first(name, Attr::Cn),
-    }
-}
-
-fn ip(b: &[u8]) -> Option<std::net::IpAddr> {
-    match b.len() {
-        4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-        16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
-        _ => None,
     }
 }
 

@@ -53,6 +53,41 @@ pub fn fingerprint(der: &[u8]) -> String {
     )
 }
 
+/// SANs as `DNS:name` / `IP:addr` strings, as openssl names them.
+pub fn san_strings(san: &x509_parser::extensions::SubjectAlternativeName<'_>) -> Vec<String> {
+    san.general_names
+        .iter()
+        .map(|n| match n {
+            GeneralName::DNSName(d) => format!("DNS:{d}"),
+            GeneralName::IPAddress(b) => match ip_from(b) {
+                Some(ip) => format!("IP:{ip}"),
+                None => "IP:?".into(),
+            },
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Extended key usages by their RFC 5280 names (unknown ones as dotted OIDs).
+pub fn eku_names(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
+    let names = [
+        (e.server_auth, "serverAuth"),
+        (e.client_auth, "clientAuth"),
+        (e.code_signing, "codeSigning"),
+        (e.email_protection, "emailProtection"),
+        (e.time_stamping, "timeStamping"),
+        (e.ocsp_signing, "OCSPSigning"),
+        (e.any, "anyExtendedKeyUsage"),
+    ];
+    let mut out: Vec<String> = names
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    out.extend(e.other.iter().map(|o| o.to_id_string()));
+    out
+}
+
 pub(crate) fn key_info(spki: &SubjectPublicKeyInfo<'_>) -> KeyInfo {
     let oid = spki.algorithm.algorithm.to_id_string();
     let curve = spki
@@ -90,18 +125,7 @@ pub fn summarize(der: &[u8], now: OffsetDateTime) -> Result<CertSummary, PkiErro
     let mut aki = None;
     for ext in x.extensions() {
         match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(s) => {
-                for n in &s.general_names {
-                    sans.push(match n {
-                        GeneralName::DNSName(d) => format!("DNS:{d}"),
-                        GeneralName::IPAddress(b) => match ip_from(b) {
-                            Some(ip) => format!("IP:{ip}"),
-                            None => "IP:?".into(),
-                        },
-                        other => other.to_string(),
-                    });
-                }
-            }
+            ParsedExtension::SubjectAlternativeName(s) => sans = san_strings(s),
             ParsedExtension::KeyUsage(k) => {
                 let names = [
                     (k.digital_signature(), "digitalSignature"),
@@ -118,23 +142,7 @@ pub fn summarize(der: &[u8], now: OffsetDateTime) -> Result<CertSummary, PkiErro
                     .map(|(_, n)| n.to_string())
                     .collect();
             }
-            ParsedExtension::ExtendedKeyUsage(e) => {
-                let names = [
-                    (e.server_auth, "serverAuth"),
-                    (e.client_auth, "clientAuth"),
-                    (e.code_signing, "codeSigning"),
-                    (e.email_protection, "emailProtection"),
-                    (e.time_stamping, "timeStamping"),
-                    (e.ocsp_signing, "OCSPSigning"),
-                    (e.any, "anyExtendedKeyUsage"),
-                ];
-                ext_key_usage = names
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, n)| n.to_string())
-                    .collect();
-                ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-            }
+            ParsedExtension::ExtendedKeyUsage(e) => ext_key_usage = eku_names(e),
             ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(hex(k.0, ":")),
             ParsedExtension::AuthorityKeyIdentifier(a) => {
                 aki = a.key_identifier.as_ref().map(|k| hex(k.0, ":"))

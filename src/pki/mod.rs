@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use csr::{parse_csr, CsrInfo};
-pub use inspect::{fingerprint, rfc3339, summarize, CertSummary, KeyInfo};
+pub use inspect::{eku_names, fingerprint, rfc3339, san_strings, summarize, CertSummary, KeyInfo};
 pub use issue::{csr, new_ca, sign, CaSpec, LeafSpec, Signer};
 pub use keys::{load_private_pem, private_pem, KeyAlgorithm, ALGORITHM_NAMES};
 
