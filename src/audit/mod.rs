@@ -722,6 +722,26 @@ pub struct AuditConfig {
     pub findings: Vec<Finding>,
 }
 
+#[cfg(test)]
+impl AuditConfig {
+    /// A config for unit tests: no roots, a fixed clock, 30d/7d thresholds, one thread.
+    pub(crate) fn for_tests() -> AuditConfig {
+        AuditConfig {
+            roots: vec![],
+            referenced: vec![],
+            now: time::macros::datetime!(2026-11-25 00:00 UTC),
+            warn_seconds: 30 * 86_400,
+            critical_seconds: 7 * 86_400,
+            trusted: vec![],
+            expected: vec![],
+            cliff_min: 10,
+            threads: 1,
+            configs: None,
+            findings: vec![],
+        }
+    }
+}
+
 /// Runs the audit.
 pub fn run(cfg: &AuditConfig) -> Result<Report, AuditError> {
     if cfg.warn_seconds < cfg.critical_seconds {

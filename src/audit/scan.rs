@@ -814,19 +814,7 @@ mod tests {
     }
 
     fn config() -> AuditConfig {
-        AuditConfig {
-            roots: vec![],
-            referenced: vec![],
-            now: time::macros::datetime!(2026-11-25 00:00 UTC),
-            warn_seconds: 30 * 86_400,
-            critical_seconds: 7 * 86_400,
-            trusted: vec![],
-            expected: vec![],
-            cliff_min: 10,
-            threads: 1,
-            configs: None,
-            findings: vec![],
-        }
+        AuditConfig::for_tests()
     }
 
     fn cert_and_key() -> (String, Vec<u8>, String) {
