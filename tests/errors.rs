@@ -76,10 +76,6 @@ fn wrong_identity_and_unknown_profile() {
     // An identity file others can read is refused.
     let loose = env.path().join("loose.txt");
     std::fs::copy(env.identity(), &loose).unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&loose).unwrap().permissions(),
-        0o644,
-    );
     std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let err = env.fails(
         &[

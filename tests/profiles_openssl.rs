@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{openssl, TestEnv};
+use support::{cert_pubkey, key_pubkey, openssl, TestEnv};
 
 struct Expect {
     purpose: &'static [&'static str],
@@ -20,16 +20,6 @@ struct Expect {
 
 fn text(cert: &Path) -> String {
     let (ok, out) = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"]);
-    assert!(ok, "{out}");
-    out
-}
-
-fn pubkey_of_cert(cert: &Path) -> String {
-    openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]).1
-}
-
-fn pubkey_of_key(key: &Path) -> String {
-    let (ok, out) = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
     assert!(ok, "{out}");
     out
 }
@@ -302,8 +292,8 @@ fn every_profile_verifies_with_openssl() {
             let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", key.display());
             assert_eq!(
-                pubkey_of_cert(&cert),
-                pubkey_of_key(&key),
+                cert_pubkey(&cert),
+                key_pubkey(&key),
                 "{node}/{file}: key matches cert"
             );
             checked += 1;
@@ -351,7 +341,7 @@ fn every_profile_verifies_with_openssl() {
     assert!(ok && t.contains("Private-Key: (2048 bit"), "{t}");
     assert_eq!(
         std::fs::read_to_string(out.join("cluster/sa.pub")).unwrap(),
-        pubkey_of_key(&sa)
+        key_pubkey(&sa)
     );
 
     // The CA: critical CA:TRUE, keyCertSign and cRLSign.

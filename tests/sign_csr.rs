@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{openssl, snapshot, TestEnv};
+use support::{cert_pubkey, key_pubkey, openssl, snapshot, TestEnv};
 
 fn cnf(dir: &Path, sans: &str, ca: bool) -> PathBuf {
     let p = dir.join(format!("req-{}.cnf", sans.len() + usize::from(ca)));
@@ -110,15 +110,7 @@ fn signs_an_openssl_csr_for_its_node() {
     );
     assert!(t.contains("IP Address:192.168.0.1, DNS:etcd01.example.com, DNS:etcd01, DNS:localhost, IP Address:127.0.0.1"), "{t}");
     // The certificate carries the node's key.
-    let a = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]).1;
-    let b = openssl(&[
-        "pkey",
-        "-in",
-        env.path().join("p256.key").to_str().unwrap(),
-        "-pubout",
-    ])
-    .1;
-    assert_eq!(a, b);
+    assert_eq!(cert_pubkey(&cert), key_pubkey(&env.path().join("p256.key")));
     // Recorded in the ledger as a CSR signing.
     let ledger = std::fs::read_to_string(env.store().join("ledger.jsonl")).unwrap();
     assert!(ledger.contains("\"source\":\"csr\""), "{ledger}");
@@ -156,9 +148,7 @@ fn signs_an_openssl_csr_for_its_node() {
         signed.to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
-    let a = openssl(&["x509", "-in", signed.to_str().unwrap(), "-noout", "-pubkey"]).1;
-    let b = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]).1;
-    assert_eq!(a, b);
+    assert_eq!(cert_pubkey(&signed), key_pubkey(&key));
 }
 
 fn refused(env: &TestEnv, csr: &Path, extra: &[&str], expect: &str) {

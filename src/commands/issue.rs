@@ -69,34 +69,39 @@ pub(super) fn run(
     };
     let done = crate::issue::issue(&store, keyring.as_ref(), &profiles, plans, &opts)?;
     for i in &done {
-        let r = &i.record;
-        let mut line = if r.serial.is_empty() {
-            format!(
-                "generated {} for {}  {}",
-                r.profile, i.plan.target, r.key_algorithm
-            )
-        } else {
-            format!(
-                "issued {} for {}  CA {}  until {} ({})  serial {}",
-                r.profile,
-                i.plan.target,
-                r.ca,
-                date(r.not_after),
-                human_left((r.not_after - now).whole_seconds()),
-                r.serial
-            )
-        };
-        if let Some(first) = i.exported.first() {
-            line.push_str(&format!(
-                "  -> {}",
-                first.parent().unwrap_or(first).display()
-            ));
-        }
-        p.line(line)?;
+        p.line(issued_line(i, now))?;
     }
     p.line(format!(
         "{} issued into {}",
         done.len(),
         store.dir().display()
     ))
+}
+
+/// The one line kpki prints for each issuance (`issue` and `apply` alike).
+pub(super) fn issued_line(i: &crate::issue::Issued, now: OffsetDateTime) -> String {
+    let r = &i.record;
+    let mut line = if r.serial.is_empty() {
+        format!(
+            "generated {} for {}  {}",
+            r.profile, i.plan.target, r.key_algorithm
+        )
+    } else {
+        format!(
+            "issued {} for {}  CA {}  until {} ({})  serial {}",
+            r.profile,
+            i.plan.target,
+            r.ca,
+            date(r.not_after),
+            human_left((r.not_after - now).whole_seconds()),
+            r.serial
+        )
+    };
+    if let Some(first) = i.exported.first() {
+        line.push_str(&format!(
+            "  -> {}",
+            first.parent().unwrap_or(first).display()
+        ));
+    }
+    line
 }

@@ -451,21 +451,7 @@ pub(super) fn apply_cmd(
         )?
     };
     for i in &issued {
-        let r = &i.record;
-        if r.serial.is_empty() {
-            p.line(format!(
-                "generated {} for {}  {}",
-                r.profile, i.plan.target, r.key_algorithm
-            ))?;
-        } else {
-            p.line(format!(
-                "issued {} for {}  until {}  serial {}",
-                r.profile,
-                i.plan.target,
-                super::date(r.not_after),
-                r.serial
-            ))?;
-        }
+        p.line(super::issue::issued_line(i, now))?;
     }
     let src = Source {
         store: Some(&store),

@@ -103,3 +103,17 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// The public key (PEM) in a certificate file, as openssl reads it.
+pub fn cert_pubkey(cert: &Path) -> String {
+    let (ok, out) = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]);
+    assert!(ok, "{}: {out}", cert.display());
+    out
+}
+
+/// The public key (PEM) of a private key file, as openssl derives it.
+pub fn key_pubkey(key: &Path) -> String {
+    let (ok, out) = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+    assert!(ok, "{}: {out}", key.display());
+    out
+}
