@@ -3,6 +3,8 @@
 //! match its certificate, a certificate from another CA, an etcd peer certificate whose
 //! SANs lack the peer URL's IP, and a client certificate without clientAuth. Each
 //! problem is one line naming the config, the key and what is wrong; exit status 2.
+//! The same trees, loaded into memory, get exactly the same findings from `check_tree`
+//! as from `check` on disk, so a tree can be judged before it is written.
 
 mod support;
 
@@ -254,4 +256,136 @@ fn check_reports_loose_key_modes_and_needs_a_tree() {
         1,
     );
     assert!(err.contains("no such staged or installed tree"), "{err}");
+}
+
+/// Every file of a tree on disk, in memory: install path `/` + its path under `root`,
+/// its bytes and its mode.
+fn mem_tree(root: &Path) -> kpki::render::tree::MemTree {
+    use std::os::unix::fs::PermissionsExt;
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let install = Path::new("/").join(e.path().strip_prefix(root).unwrap());
+            let mode = e.metadata().unwrap().permissions().mode();
+            let bytes = zeroize::Zeroizing::new(std::fs::read(e.path()).unwrap());
+            (install, bytes, mode)
+        })
+        .collect()
+}
+
+/// The findings of `check` on disk, after asserting `check_tree` finds exactly the same
+/// in memory.
+fn same_in_memory(root: &Path) -> Vec<String> {
+    use kpki::render::check;
+    let now = time::OffsetDateTime::now_utc();
+    let disk = check::check(root, now);
+    let mem = check::check_tree(&mem_tree(root), now);
+    assert_eq!(disk, mem, "{}", root.display());
+    disk.iter().map(ToString::to_string).collect()
+}
+
+fn assert_has(findings: &[String], want: &str) {
+    assert!(
+        findings.iter().any(|f| f.contains(want)),
+        "no finding contains {want:?}: {findings:#?}"
+    );
+}
+
+#[test]
+fn check_tree_in_memory_finds_what_check_finds_on_disk() {
+    let s = Staged::new();
+    use std::os::unix::fs::PermissionsExt;
+    let chmod =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+
+    // Every staged tree as apply wrote it: nothing, both ways.
+    let mut trees = 0;
+    for e in std::fs::read_dir(&s.out).unwrap() {
+        let root = e.unwrap().path();
+        assert_eq!(
+            same_in_memory(&root),
+            Vec::<String>::new(),
+            "{}",
+            root.display()
+        );
+        trees += 1;
+    }
+    assert_eq!(trees, 10);
+
+    // A key that does not match its certificate.
+    let root = s.copy("worker01", "mem-mismatch");
+    replace(
+        &root.join("etc/kubernetes/ssl/kubelet.key"),
+        &root.join("etc/kubernetes/ssl/kube-proxy.key"),
+    );
+    assert_has(
+        &same_in_memory(&root),
+        "users[system:node:worker01].user.client-key: /etc/kubernetes/ssl/kubelet.key does not match the certificate /etc/kubernetes/ssl/kubelet.crt",
+    );
+
+    // A certificate (with its own key) from another CA.
+    let other = s.env.path().join("other-pki");
+    s.env.ok(&["--store", other.to_str().unwrap(), "init"]);
+    let foreign = s.env.path().join("foreign");
+    s.env.ok(&[
+        "--store",
+        other.to_str().unwrap(),
+        "issue",
+        "--profile",
+        "etcd-client",
+        "--node",
+        "worker01",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    let (cert, key) = pair(&foreign);
+    let root = s.copy("worker01", "mem-foreign");
+    replace(&root.join("etc/ssl/etcd/etcd-client.crt"), &cert);
+    replace(&root.join("etc/ssl/etcd/etcd-client.key"), &key);
+    assert_has(
+        &same_in_memory(&root),
+        "does not chain to a CA in /etc/ssl/etcd/ca.crt (FLANNELD_ETCD_CAFILE)",
+    );
+
+    // A missing certificate, and a missing config that another config names.
+    let root = s.copy("worker01", "mem-missing");
+    std::fs::remove_file(root.join("etc/kubernetes/ssl/kubelet.crt")).unwrap();
+    std::fs::remove_file(root.join("etc/kubernetes/kubelet-config.yaml")).unwrap();
+    let f = same_in_memory(&root);
+    assert_has(
+        &f,
+        "client-certificate: /etc/kubernetes/ssl/kubelet.crt does not exist",
+    );
+    assert_has(
+        &f,
+        "--config: /etc/kubernetes/kubelet-config.yaml does not exist",
+    );
+
+    // A config that does not parse.
+    let root = s.copy("worker01", "mem-garbage");
+    std::fs::write(
+        root.join("etc/kubernetes/kube-proxy.kubeconfig"),
+        "users: [",
+    )
+    .unwrap();
+    assert_has(
+        &same_in_memory(&root),
+        "/etc/kubernetes/kube-proxy.kubeconfig: (file): not valid YAML",
+    );
+
+    // A key, and a kubeconfig embedding one, readable by others.
+    let root = s.copy("master01", "mem-modes");
+    chmod(&root.join("etc/kubernetes/ssl/apiserver.key"), 0o644);
+    assert_has(
+        &same_in_memory(&root),
+        "--tls-private-key-file: /etc/kubernetes/ssl/apiserver.key is readable by group or others (mode 0644)",
+    );
+    let root = s.copy("_cluster", "mem-embedded-mode");
+    chmod(&root.join("admin.kubeconfig"), 0o644);
+    assert_has(
+        &same_in_memory(&root),
+        "/admin.kubeconfig (which embeds a private key) is readable by group or others (mode 0644)",
+    );
 }

@@ -7,16 +7,19 @@
 //! needs; CA files hold CAs (one, where a flag takes one); keys are not readable by
 //! others; certificates are within their validity at `now`. Each problem is one
 //! [`Finding`] naming the config, the key and what is wrong. Nothing here prints.
+//!
+//! [`check`] reads a tree on disk; [`check_tree`] any [`TreeFiles`], so a tree still in
+//! memory gets the same verdict before anything is written.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use super::refs::{self, RefKind, Reference, Usage};
+use super::tree::{DiskTree, TreeFiles};
 
 /// One problem with what a config references.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,21 +139,17 @@ fn load_public(bytes: &[u8]) -> Loaded {
     Loaded::Public(keys)
 }
 
-fn load(root: &Path, r: &Reference) -> Loaded {
+fn load(tree: &dyn TreeFiles, r: &Reference) -> Loaded {
     match &r.kind {
         RefKind::EmbeddedCert(pem) | RefKind::EmbeddedCa(pem) => load_certs(pem.as_bytes()),
-        RefKind::EmbeddedKey => match refs::embedded_key(root, r) {
-            Ok(k) => {
-                let mode = std::fs::metadata(refs::resolve(root, &r.config))
-                    .ok()
-                    .map(|m| m.permissions().mode() & 0o7777);
-                load_key(&k, mode)
-            }
+        RefKind::EmbeddedKey => match refs::embedded_key_tree(tree, r) {
+            Ok(k) => load_key(&k, tree.mode(&r.config).ok()),
             Err(e) => Loaded::Unreadable(e.to_string()),
         },
         kind => {
-            let file = refs::resolve(root, &r.path);
-            let meta = match std::fs::metadata(&file) {
+            // The mode first: it tells a missing file from an unreadable one, and a
+            // config only needs to exist here (`refs` reads it).
+            let mode = match tree.mode(&r.path) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
                 Err(e) => return Loaded::Unreadable(e.to_string()),
@@ -158,12 +157,12 @@ fn load(root: &Path, r: &Reference) -> Loaded {
             if *kind == RefKind::Config {
                 return Loaded::Present;
             }
-            let bytes = match std::fs::read(&file) {
-                Ok(b) => zeroize::Zeroizing::new(b),
+            let bytes = match tree.read(&r.path) {
+                Ok(b) => b,
                 Err(e) => return Loaded::Unreadable(e.to_string()),
             };
             match kind {
-                RefKind::Key => load_key(&bytes, Some(meta.permissions().mode() & 0o7777)),
+                RefKind::Key => load_key(&bytes, Some(mode)),
                 RefKind::PublicKey => load_public(&bytes),
                 _ => load_certs(&bytes),
             }
@@ -235,7 +234,12 @@ fn issued_by(leaf: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
 /// Checks the node tree at `root` (a staged `DIR/<node>` or an installed `/`). `now`
 /// decides expiry. Findings are sorted by config and key.
 pub fn check(root: &Path, now: OffsetDateTime) -> Vec<Finding> {
-    let scan = refs::scan(root);
+    check_tree(&DiskTree::new(root), now)
+}
+
+/// [`check`] of any tree: one on disk, or one in memory that is not written yet.
+pub fn check_tree(tree: &dyn TreeFiles, now: OffsetDateTime) -> Vec<Finding> {
+    let scan = refs::scan_tree(tree);
     let mut findings: Vec<Finding> = scan
         .problems
         .iter()
@@ -246,7 +250,7 @@ pub fn check(root: &Path, now: OffsetDateTime) -> Vec<Finding> {
         })
         .collect();
     let refs = &scan.references;
-    let loaded: Vec<Loaded> = refs.iter().map(|r| load(root, r)).collect();
+    let loaded: Vec<Loaded> = refs.iter().map(|r| load(tree, r)).collect();
     let find = |r: &Reference, problem: String| Finding {
         config: r.config.clone(),
         key: r.key.clone(),

@@ -8,13 +8,15 @@
 //! and a user's templates directory overrides them file by file ([`Templates::load`]).
 //! Output is deterministic (sorted, no timestamps), so a second render is byte-identical.
 //!
-//! [`refs`] reads such files back (from a staged tree or an installed node) and
-//! [`check`] verifies what they reference.
+//! [`refs`] reads such files back (from a staged tree or an installed node, or a tree
+//! still in memory through [`tree::TreeFiles`]) and [`check`] verifies what they
+//! reference.
 
 pub mod check;
 mod context;
 pub mod refs;
 mod template;
+pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

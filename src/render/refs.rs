@@ -2,8 +2,9 @@
 //! to use, by which config file and which key in it.
 //!
 //! [`references`] reads one node's tree: a staged tree (`DIR/<node>`, as `kpki apply`
-//! writes it) or an installed system (`/`). Paths in [`Reference`] are always the
-//! absolute install paths, whatever the root; resolve them with [`resolve`].
+//! writes it) or an installed system (`/`), or a tree still in memory ([`scan_tree`],
+//! through [`TreeFiles`]). Paths in [`Reference`] are always the absolute install paths,
+//! whatever the root; resolve them with [`resolve`].
 //!
 //! Where it looks (relative to the root):
 //! - systemd units `/etc/systemd/system/*.service` and their drop-ins
@@ -26,6 +27,8 @@ use std::path::{Component as PathComponent, Path, PathBuf};
 use base64::Engine;
 use yaml_rust2::{Yaml, YamlLoader};
 use zeroize::Zeroizing;
+
+use super::tree::{DiskTree, TreeFiles};
 
 /// The daemon (or kind of file) a reference belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -210,16 +213,21 @@ enum Format {
 
 /// Reads every config under `root`, collecting what cannot be read as problems.
 pub fn scan(root: &Path) -> Scan {
+    scan_tree(&DiskTree::new(root))
+}
+
+/// [`scan`] of any tree, such as one not written yet.
+pub fn scan_tree(tree: &dyn TreeFiles) -> Scan {
     let mut scan = Scan::default();
-    let mut queue: VecDeque<(PathBuf, Format)> = discover(root).into();
+    let mut queue: VecDeque<(PathBuf, Format)> = discover(tree).into();
     let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some((config, format)) = queue.pop_front() {
         if !seen.insert(config.clone()) {
             continue;
         }
-        let file = resolve(root, &config);
-        let text = match std::fs::read(&file) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        let text = match tree.read(&config) {
+            // Zeroized: a kubeconfig may embed a key.
+            Ok(b) => Zeroizing::new(String::from_utf8_lossy(&b).into_owned()),
             // A followed config that is missing is reported by the checker through the
             // Config reference that named it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -258,18 +266,31 @@ pub fn scan(root: &Path) -> Scan {
 
 /// The decoded `client-key-data` of an [`RefKind::EmbeddedKey`] reference.
 pub fn embedded_key(root: &Path, r: &Reference) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    let file = resolve(root, &r.config);
-    let text = Zeroizing::new(
-        std::fs::read_to_string(&file).map_err(|source| ReadError::Io {
-            path: file.clone(),
-            source,
-        })?,
-    );
+    embedded_key_tree(&DiskTree::new(root), r)
+}
+
+/// [`embedded_key`] of any tree.
+pub fn embedded_key_tree(
+    tree: &dyn TreeFiles,
+    r: &Reference,
+) -> Result<Zeroizing<Vec<u8>>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: tree.display(&r.config),
+        source,
+    };
+    let bytes = tree.read(&r.config).map_err(io)?;
+    // As `fs::read_to_string` failed on a config that is not UTF-8 (`scan` reads lossily).
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })?;
     let parse = |message: String| ReadError::Parse {
         config: r.config.clone(),
         message,
     };
-    let docs = YamlLoader::load_from_str(&text).map_err(|e| parse(e.to_string()))?;
+    let docs = YamlLoader::load_from_str(text).map_err(|e| parse(e.to_string()))?;
     let user = r.identity.strip_prefix("user ").unwrap_or(&r.identity);
     let doc = docs.first().ok_or_else(|| parse("empty".into()))?;
     for u in doc["users"].as_vec().map(Vec::as_slice).unwrap_or(&[]) {
@@ -285,12 +306,10 @@ pub fn embedded_key(root: &Path, r: &Reference) -> Result<Zeroizing<Vec<u8>>, Re
     Err(parse(format!("{} is gone", r.key)))
 }
 
-fn list_dir(root: &Path, dir: &str, ok: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(resolve(root, Path::new(dir)))
+fn list_dir(tree: &dyn TreeFiles, dir: &str, ok: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = tree
+        .list(Path::new(dir))
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .filter(|n| ok(n))
         .map(|n| Path::new(dir).join(n))
         .collect();
@@ -298,31 +317,31 @@ fn list_dir(root: &Path, dir: &str, ok: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     v
 }
 
-fn discover(root: &Path) -> Vec<(PathBuf, Format)> {
+fn discover(tree: &dyn TreeFiles) -> Vec<(PathBuf, Format)> {
     let mut out = Vec::new();
-    for unit in list_dir(root, "/etc/systemd/system", |n| n.ends_with(".service")) {
+    for unit in list_dir(tree, "/etc/systemd/system", |n| n.ends_with(".service")) {
         out.push((unit, Format::Unit));
     }
-    for d in list_dir(root, "/etc/systemd/system", |n| n.ends_with(".service.d")) {
-        for f in list_dir(root, d.to_str().unwrap_or_default(), |n| {
+    for d in list_dir(tree, "/etc/systemd/system", |n| n.ends_with(".service.d")) {
+        for f in list_dir(tree, d.to_str().unwrap_or_default(), |n| {
             n.ends_with(".conf")
         }) {
             out.push((f, Format::Unit));
         }
     }
-    for m in list_dir(root, "/etc/kubernetes/manifests", |n| {
+    for m in list_dir(tree, "/etc/kubernetes/manifests", |n| {
         [".yaml", ".yml", ".json", ".manifest"]
             .iter()
             .any(|x| n.ends_with(x))
     }) {
         out.push((m, Format::StaticPod));
     }
-    for k in list_dir(root, "/etc/kubernetes", |n| {
+    for k in list_dir(tree, "/etc/kubernetes", |n| {
         n.ends_with(".kubeconfig") || n.ends_with(".conf")
     }) {
         out.push((k, Format::Kubeconfig));
     }
-    for k in list_dir(root, "/", |n| n.ends_with(".kubeconfig")) {
+    for k in list_dir(tree, "/", |n| n.ends_with(".kubeconfig")) {
         out.push((k, Format::Kubeconfig));
     }
     out.push(("/etc/etcd/options.env".into(), Format::Env(Component::Etcd)));
