@@ -110,7 +110,10 @@ impl Error {
                 Class::Policy
             }
             // `render --check` found problems in what the configs reference.
-            Error::Render(RenderError::CheckFailed { .. }) => Class::Policy,
+            Error::Render(RenderError::CheckFailed { .. } | RenderError::Unverified { .. }) => {
+                Class::Policy
+            }
+            Error::Store(StoreError::Refused(..)) => Class::Policy,
             _ => Class::Input,
         }
     }

@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::pki::{self, pem, CsrInfo, LeafSpec, PkiError, San, Signer};
-use crate::plan::{CertContent, Plan, Target};
+use crate::plan::{CertContent, Decision, Plan, Reason};
 use crate::profile::{Body, CaRole, Profile, Profiles};
-use crate::store::{atomic, Artifact, Existing, Keyring, Record, Store, StoreError};
+use crate::store::{atomic, Artifact, Event, Existing, Keyring, Record, Store, StoreError};
 
 /// Why kpki refuses to issue.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,14 @@ pub enum PolicyError {
     CsrSanNotAllowed { sans: String, whom: String },
     #[error("{0} already exists")]
     OutputExists(PathBuf),
+    #[error("{what} failed verification, nothing was written: {problems}")]
+    Unverified { what: String, problems: String },
+    #[error("the CSR asks for subject {asked}; profile {profile} gives {gives}")]
+    CsrSubject {
+        asked: String,
+        gives: String,
+        profile: String,
+    },
 }
 
 impl PolicyError {
@@ -47,6 +55,8 @@ impl PolicyError {
             PolicyError::CsrRequestsCa => "make the CSR without a CA:TRUE basicConstraints extension".into(),
             PolicyError::CsrSanNotAllowed { .. } => "make the CSR with the node's own names, or allow a name explicitly with --san".into(),
             PolicyError::OutputExists(_) => "pass --force to replace it (the old file is kept as <name>.<time>.bak), or choose another --out".into(),
+            PolicyError::Unverified { .. } => "this is a kpki bug or a damaged store: run `kpki store verify` and report it".into(),
+            PolicyError::CsrSubject { .. } => "make the CSR with the subject the profile gives (or none: kpki sets it), or sign it for the right --node / --cn".into(),
         })
     }
 }
@@ -78,12 +88,51 @@ pub struct Options {
     pub now: OffsetDateTime,
 }
 
+/// One thing to issue, and why.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub plan: Plan,
+    pub reason: Reason,
+    pub key: KeySource,
+}
+
+/// Where a new certificate's key comes from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// A new key, made here and sealed in the store.
+    Generate,
+    /// The key of the held certificate (DER SubjectPublicKeyInfo), which kpki does not
+    /// hold: a certificate signed from a node's CSR is renewed for the node's same key.
+    Reuse(Vec<u8>),
+}
+
+impl Request {
+    /// A request for what the planner decided: a certificate whose key is on its node is
+    /// renewed for that key; everything else gets a new key.
+    pub fn from_decision(d: Decision) -> Request {
+        let key = match &d.held {
+            Some(h) if !h.has_key => match &h.cert {
+                Some(c) => KeySource::Reuse(c.facts.spki.clone()),
+                None => KeySource::Generate,
+            },
+            _ => KeySource::Generate,
+        };
+        Request {
+            plan: d.plan,
+            reason: d.reason,
+            key,
+        }
+    }
+}
+
 /// One completed issuance.
 pub struct Issued {
     pub plan: Plan,
+    pub reason: Reason,
     pub record: Record,
     /// Certificate PEM (leaf only); `None` for a key pair.
     pub cert_pem: Option<String>,
+    /// The signing CA's certificate.
     pub ca_pem: Option<String>,
     /// Public key PEM of a key pair.
     pub public_pem: Option<String>,
@@ -96,13 +145,18 @@ pub struct Issued {
 const BACKDATE: time::Duration = time::Duration::minutes(5);
 
 fn leaf_spec(
+    plan: &Plan,
     c: &CertContent,
     rsa_key: bool,
     signer: &Signer,
     what: &str,
     opts: &Options,
 ) -> Result<LeafSpec, PolicyError> {
-    let mut not_after = opts.now + c.validity.duration();
+    let lifetime = c.validity.duration();
+    let mut not_after = opts.now + lifetime;
+    if c.stagger {
+        not_after -= crate::plan::stagger(&plan.profile, &plan.target.key(), lifetime);
+    }
     if not_after > signer.not_after {
         if !opts.clamp {
             return Err(PolicyError::LeafOutlivesCa {
@@ -134,73 +188,96 @@ fn signers(
 ) -> Result<BTreeMap<String, Signer>, StoreError> {
     let mut m = BTreeMap::new();
     for r in roles {
-        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(store.ca_name(r).to_owned())
-        {
+        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(store.ca_id(r).to_owned()) {
             e.insert(store.signer(r, keyring)?);
         }
     }
     Ok(m)
 }
 
-/// Whether a plan needs a CA (and so an unlocked store).
-pub fn needs_unlock(plans: &[Plan]) -> bool {
-    plans.iter().any(|p| p.cert.is_some())
+/// Whether a request needs a CA (and so an unlocked store).
+pub fn needs_unlock(requests: &[Request]) -> bool {
+    requests.iter().any(|r| r.plan.cert.is_some())
 }
 
-/// Issues every plan: keys generated here, certificates signed, store and ledger updated,
-/// files exported. All refusals happen before anything is written.
+/// Issues every request: keys generated here (or the node's key reused), certificates
+/// signed and verified, each a new generation in the store, the ledger appended, files
+/// exported. All refusals happen before anything is written; the caller holds the lock.
 pub fn issue(
     store: &Store,
     keyring: Option<&Keyring>,
     profiles: &Profiles,
-    plans: Vec<Plan>,
+    requests: Vec<Request>,
     opts: &Options,
 ) -> Result<Vec<Issued>, IssueError> {
-    // 1. Refuse what exists, all at once.
-    if !opts.force {
-        let taken: Vec<String> = plans
-            .iter()
-            .filter(|p| {
-                store
-                    .issued_dir(&p.profile, &p.target.key())
-                    .join("key.pem.age")
-                    .exists()
-            })
-            .map(|p| format!("{} for {}", p.profile, p.target))
-            .collect();
-        if !taken.is_empty() {
-            return Err(PolicyError::AlreadyIssued(summarize_list(&taken)).into());
+    // 1. A `missing` request for something the store holds was decided without the
+    // lock, or by a caller that forgot to look: refuse them all at once.
+    let mut taken = Vec::new();
+    for r in &requests {
+        if r.reason == Reason::Missing
+            && store
+                .current(&r.plan.profile, &r.plan.target.key())?
+                .is_some()
+        {
+            taken.push(format!("{} for {}", r.plan.profile, r.plan.target));
         }
     }
-    // 2. Keys and certificates, in memory.
+    if !taken.is_empty() {
+        return Err(PolicyError::AlreadyIssued(summarize_list(&taken)).into());
+    }
+    // 2. Keys and certificates, in memory, each verified before anything is written.
     let signers = match keyring {
         Some(k) => signers(
             store,
             k,
-            plans.iter().filter_map(|p| p.cert.as_ref().map(|c| c.ca)),
+            requests
+                .iter()
+                .filter_map(|r| r.plan.cert.as_ref().map(|c| c.ca)),
         )?,
         None => BTreeMap::new(),
     };
-    let mut done = Vec::with_capacity(plans.len());
-    for plan in plans {
-        let key = plan.key.generate()?;
-        let key_pem = pki::private_pem(&key);
+    let mut done = Vec::with_capacity(requests.len());
+    for Request { plan, reason, key } in requests {
         let what = format!("{} for {}", plan.profile, plan.target);
+        let (key_pem, spki) = match &key {
+            KeySource::Generate => {
+                let k = plan.key.generate()?;
+                (Some(pki::private_pem(&k)), k.subject_public_key_info())
+            }
+            KeySource::Reuse(spki) => (None, spki.clone()),
+        };
         let (cert_pem, ca_pem, public_pem, record) = match &plan.cert {
             Some(c) => {
                 let signer = signers
-                    .get(store.ca_name(c.ca))
+                    .get(store.ca_id(c.ca))
                     .expect("a signer for every planned CA");
-                let spec = leaf_spec(c, plan.key.is_rsa(), signer, &what, opts)
+                let rsa = pki::public_key_info(&spki).is_some_and(|k| k.algorithm == "RSA");
+                let spec = leaf_spec(&plan, c, rsa, signer, &what, opts)
                     .map_err(|e| with_ca(e, store, c.ca))?;
-                let der = pki::sign(&spec, &key, signer)?;
-                let record = record_for(&plan, store.ca_name(c.ca), &der, "generated", opts.now)?;
-                (
-                    Some(pem::encode("CERTIFICATE", &der)),
-                    Some(signer.cert_pem.clone()),
-                    None,
-                    record,
-                )
+                let spki_obj = SubjectPublicKeyInfo::from_der(&spki)
+                    .map_err(|e| PkiError::UnsupportedKey(e.to_string()))?;
+                let der = pki::sign(&spec, &spki_obj, signer)?;
+                let cert_pem = pem::encode("CERTIFICATE", &der);
+                let problems = pki::verify::leaf_file(
+                    cert_pem.as_bytes(),
+                    Some(&spki),
+                    signer.cert_pem.as_bytes(),
+                    &c.sans,
+                    &c.ext_key_usage,
+                );
+                if !problems.is_empty() {
+                    return Err(PolicyError::Unverified {
+                        what,
+                        problems: problems.join("; "),
+                    }
+                    .into());
+                }
+                let source = match key {
+                    KeySource::Generate => "generated",
+                    KeySource::Reuse(_) => "csr",
+                };
+                let record = record_for(&plan, store, c.ca, &der, source, &reason, opts.now)?;
+                (Some(cert_pem), Some(signer.cert_pem.clone()), None, record)
             }
             None => {
                 let record = Record {
@@ -208,37 +285,42 @@ pub fn issue(
                     profile: plan.profile.clone(),
                     target: plan.target.key(),
                     node: plan.target.node().map(|n| n.to_string()),
+                    generation: 0,
                     ca: String::new(),
+                    ca_id: String::new(),
                     subject: String::new(),
                     sans: vec![],
                     not_before: opts.now,
                     not_after: opts.now,
-                    sha256: pki::fingerprint(&key.subject_public_key_info()),
+                    sha256: pki::fingerprint(&spki),
                     key_algorithm: plan.key.name().into(),
                     source: "generated".into(),
+                    reason: reason.word().into(),
                     issued_at: opts.now,
                 };
-                (None, None, Some(key.public_key_pem()), record)
+                let public = ::pem::encode_config(
+                    &::pem::Pem::new("PUBLIC KEY", spki.clone()),
+                    ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+                );
+                (None, None, Some(public), record)
             }
         };
         done.push(Issued {
             plan,
+            reason,
             record,
             cert_pem,
             ca_pem,
             public_pem,
-            key_pem: Some(key_pem),
+            key_pem,
             exported: vec![],
         });
     }
-    // 3. The store: files, then one ledger update, flushed together.
+    // 3. The store: a new generation per issuance, flushed together, then the ledger.
     let mut batch = atomic::Batch::new();
-    for i in &done {
-        let mut files = vec![Artifact {
-            name: "key.pem.age",
-            bytes: store.seal(i.key_pem.as_ref().expect("generated").as_bytes())?,
-            mode: 0o600,
-        }];
+    let mut events = Vec::new();
+    for i in &mut done {
+        let mut files = Vec::new();
         if let Some(c) = &i.cert_pem {
             files.push(Artifact {
                 name: "cert.pem",
@@ -253,23 +335,39 @@ pub fn issue(
                 mode: 0o644,
             });
         }
-        store.save_issued(
+        if let Some(k) = &i.key_pem {
+            files.push(Artifact {
+                name: "key.pem.age",
+                bytes: store.seal(k.as_bytes())?,
+                mode: 0o600,
+            });
+        }
+        let target = i.plan.target.key();
+        let g = store.stage_generation(
             &mut batch,
             &i.plan.profile,
-            &i.plan.target.key(),
+            &target,
             &files,
-            opts.force,
-            opts.now,
+            i.reason != Reason::Missing,
+            i.plan.cert.is_none(),
         )?;
+        i.record.generation = g.n;
+        if let Some(prev) = g.previous {
+            events.push(Event::Superseded {
+                at: opts.now,
+                profile: i.plan.profile.clone(),
+                target: target.clone(),
+                generation: prev,
+                by: g.n,
+            });
+        }
+        events.push(Event::Issued(i.record.clone()));
     }
-    store.append_ledger(
-        &mut batch,
-        &done.iter().map(|i| i.record.clone()).collect::<Vec<_>>(),
-    )?;
     batch.commit().map_err(|source| IssueError::Io {
         path: store.dir().to_path_buf(),
         source,
     })?;
+    store.record(&events)?;
     // 4. Export for installation.
     if let Some(out) = &opts.out {
         for i in &mut done {
@@ -279,11 +377,12 @@ pub fn issue(
             i.exported = export(
                 out,
                 p,
-                &i.plan.target,
+                &i.plan,
                 i.cert_pem.as_deref(),
                 i.ca_pem.as_deref(),
                 i.public_pem.as_deref(),
                 i.key_pem.as_deref().map(|s| s.as_str()),
+                None,
                 opts,
             )?;
         }
@@ -305,7 +404,8 @@ fn with_ca(e: PolicyError, store: &Store, role: CaRole) -> PolicyError {
     }
 }
 
-fn summarize_list(items: &[String]) -> String {
+/// A list shortened for one line: the first few items and how many more.
+pub fn summarize_list(items: &[String]) -> String {
     if items.len() <= 4 {
         items.join(", ")
     } else {
@@ -315,9 +415,11 @@ fn summarize_list(items: &[String]) -> String {
 
 fn record_for(
     plan: &Plan,
-    ca: &str,
+    store: &Store,
+    role: CaRole,
     der: &[u8],
     source: &str,
+    reason: &Reason,
     now: OffsetDateTime,
 ) -> Result<Record, PkiError> {
     let s = pki::summarize(der, now)?;
@@ -326,7 +428,9 @@ fn record_for(
         profile: plan.profile.clone(),
         target: plan.target.key(),
         node: plan.target.node().map(|n| n.to_string()),
-        ca: ca.to_owned(),
+        generation: 0,
+        ca: store.ca_name(role).to_owned(),
+        ca_id: store.ca_id(role).to_owned(),
         subject: s.subject,
         sans: s.sans,
         not_before: s.not_before,
@@ -337,6 +441,7 @@ fn record_for(
             other => other.to_owned(),
         },
         source: source.into(),
+        reason: reason.word().into(),
         issued_at: now,
     })
 }
@@ -344,21 +449,59 @@ fn record_for(
 /// Writes a profile's files for installation into `<out>/<target>/`: the certificate
 /// (with the CA appended when the profile says so), the key (0600) and the CA.
 #[allow(clippy::too_many_arguments)]
+///
+/// The files are verified as they will be written (the key is the certificate's, the
+/// certificate chains to the CA file, SANs and usages are the plan's) before any is;
+/// `csr_spki` is the key of a certificate signed from a CSR, whose key is not written.
+#[allow(clippy::too_many_arguments)]
 pub fn export(
     out: &Path,
     p: &Profile,
-    target: &Target,
+    plan: &Plan,
     cert_pem: Option<&str>,
     ca_pem: Option<&str>,
     public_pem: Option<&str>,
     key_pem: Option<&str>,
+    csr_spki: Option<&[u8]>,
     opts: &Options,
 ) -> Result<Vec<PathBuf>, IssueError> {
-    let dir = out.join(target.key());
-    atomic::create_dir_private(&dir).map_err(|source| IssueError::Io {
-        path: dir.clone(),
-        source,
-    })?;
+    let dir = out.join(plan.target.key());
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| IssueError::Io { path, source }
+    };
+    // Never write a key through a symlink planted where the node's directory goes.
+    for d in [out, dir.as_path()] {
+        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(IssueError::Io {
+                path: d.to_path_buf(),
+                source: std::io::Error::other(
+                    "is a symbolic link; kpki does not write through one",
+                ),
+            });
+        }
+    }
+    if let (Some(cert), Some(ca), Some(c)) = (cert_pem, ca_pem, &plan.cert) {
+        let spki = match key_pem {
+            Some(k) => Some(pki::load_private_pem(k).map(|k| k.subject_public_key_info())?),
+            None => csr_spki.map(<[u8]>::to_vec),
+        };
+        let problems = pki::verify::leaf_file(
+            cert.as_bytes(),
+            spki.as_deref(),
+            ca.as_bytes(),
+            &c.sans,
+            &c.ext_key_usage,
+        );
+        if !problems.is_empty() {
+            return Err(PolicyError::Unverified {
+                what: format!("{} for {}", plan.profile, plan.target),
+                problems: problems.join("; "),
+            }
+            .into());
+        }
+    }
+    atomic::create_dir_private(&dir).map_err(io(&dir))?;
     let mut files: Vec<(String, String, u32)> = Vec::new();
     if let Some(k) = key_pem {
         files.push((p.key_file.file_name().into(), k.to_owned(), 0o600));
@@ -427,10 +570,13 @@ pub fn export(
 }
 
 /// Signs a node's CSR under a profile. The CSR brings its public key; the plan decides
-/// everything else. Requested SANs must be among what the plan allows.
+/// everything else. Requested SANs must be among what the plan allows, and a subject the
+/// CSR names must be the one the plan gives. The result is a new generation holding the
+/// certificate alone: the key stays on the node, and no earlier key survives beside it.
 pub fn sign_csr(
     store: &Store,
     keyring: &Keyring,
+    profiles: &Profiles,
     plan: Plan,
     csr: &CsrInfo,
     opts: &Options,
@@ -455,51 +601,45 @@ pub fn sign_csr(
         }
         .into());
     }
-    if !opts.force
-        && store
-            .read_issued(&plan.profile, &plan.target.key(), "cert.pem")?
-            .is_some()
-    {
+    let (mut asked_o, mut gives_o) = (csr.subject_o.clone(), c.o.clone());
+    asked_o.sort();
+    gives_o.sort();
+    let cn_differs = !csr.subject_cn.is_empty() && csr.subject_cn != [c.cn.clone()];
+    let o_differs = !asked_o.is_empty() && asked_o != gives_o;
+    if cn_differs || o_differs {
+        let show = |cn: &[String], o: &[String]| {
+            let mut parts: Vec<String> = cn.iter().map(|v| format!("CN={v:?}")).collect();
+            parts.extend(o.iter().map(|v| format!("O={v:?}")));
+            parts.join(", ")
+        };
+        return Err(PolicyError::CsrSubject {
+            asked: show(&csr.subject_cn, &asked_o),
+            gives: show(std::slice::from_ref(&c.cn), &gives_o),
+            profile: plan.profile.clone(),
+        }
+        .into());
+    }
+    let exists = store.current(&plan.profile, &plan.target.key())?.is_some();
+    if exists && !opts.force {
         return Err(
             PolicyError::AlreadyIssued(format!("{} for {}", plan.profile, plan.target)).into(),
         );
     }
-    let signer = store.signer(c.ca, keyring)?;
-    let what = format!("{} for {}", plan.profile, plan.target);
-    let spec = leaf_spec(c, csr.key.algorithm == "RSA", &signer, &what, opts)
-        .map_err(|e| with_ca(e, store, c.ca))?;
-    let spki = SubjectPublicKeyInfo::from_der(&csr.spki)
-        .map_err(|e| PkiError::UnsupportedKey(e.to_string()))?;
-    let der = pki::sign(&spec, &spki, &signer)?;
-    let record = record_for(&plan, store.ca_name(c.ca), &der, "csr", opts.now)?;
-    let cert_pem = pem::encode("CERTIFICATE", &der);
-    let mut batch = atomic::Batch::new();
-    store.save_issued(
-        &mut batch,
-        &plan.profile,
-        &plan.target.key(),
-        &[Artifact {
-            name: "cert.pem",
-            bytes: cert_pem.clone().into_bytes(),
-            mode: 0o644,
-        }],
-        true,
-        opts.now,
-    )?;
-    store.append_ledger(&mut batch, std::slice::from_ref(&record))?;
-    batch.commit().map_err(|source| IssueError::Io {
-        path: store.dir().to_path_buf(),
-        source,
-    })?;
-    Ok(Issued {
+    let request = Request {
         plan,
-        record,
-        cert_pem: Some(cert_pem),
-        ca_pem: Some(signer.cert_pem.clone()),
-        public_pem: None,
-        key_pem: None,
-        exported: vec![],
-    })
+        reason: if exists {
+            Reason::Forced
+        } else {
+            Reason::Missing
+        },
+        key: KeySource::Reuse(csr.spki.clone()),
+    };
+    let opts = Options {
+        out: None,
+        ..opts.clone()
+    };
+    let mut done = issue(store, Some(keyring), profiles, vec![request], &opts)?;
+    Ok(done.remove(0))
 }
 
 /// Makes a key and a CSR for a plan, as a node does so its key never leaves it.

@@ -150,13 +150,16 @@ pub fn expectations(
     for layout in layouts {
         match layout {
             Layout::Store { dir } => {
-                let here = Store::open(dir).ok();
+                let here = Store::open(dir, time::OffsetDateTime::now_utc()).ok();
                 let here = here.as_ref().or(store);
                 for plan in plan::plan_cluster(profiles, inv, &Overrides::default())? {
-                    let base = dir
-                        .join("issued")
-                        .join(&plan.profile)
-                        .join(plan.target.key());
+                    let target = plan.target.key();
+                    // The current generation's files; a missing issuance is named by its
+                    // directory.
+                    let base = match here.map(|s| s.current(&plan.profile, &target)) {
+                        Some(Ok(Some(g))) => g.dir,
+                        _ => dir.join("issued").join(&plan.profile).join(&target),
+                    };
                     let node = plan.target.node().map(|n| n.to_string());
                     let profile = Some(plan.profile.clone());
                     match &plan.cert {
@@ -179,20 +182,25 @@ pub fn expectations(
                             file: ExpectedFile::Present,
                         }),
                     }
-                    out.push(Expected {
-                        path: base.join("key.pem.age"),
-                        node,
-                        profile,
-                        file: ExpectedFile::Present,
-                    });
+                    // A certificate signed from a CSR has its key on the node.
+                    let csr_signed =
+                        base.join("cert.pem").is_file() && !base.join("key.pem.age").exists();
+                    if !csr_signed {
+                        out.push(Expected {
+                            path: base.join("key.pem.age"),
+                            node,
+                            profile,
+                            file: ExpectedFile::Present,
+                        });
+                    }
                 }
                 if let Some(s) = here {
-                    for name in s.ca_names() {
+                    for (c, label) in s.trusted_cas() {
                         out.push(Expected {
-                            path: dir.join("ca").join(&name).join("ca.crt"),
+                            path: c.cert_path,
                             node: None,
                             profile: None,
-                            file: ExpectedFile::Ca { ca: Some(name) },
+                            file: ExpectedFile::Ca { ca: Some(label) },
                         });
                     }
                 }
@@ -271,7 +279,7 @@ pub fn expectations(
 }
 
 /// The profile and node of a store file, from its path alone
-/// (`…/issued/<profile>/<target>/cert.pem`); used when there is no inventory.
+/// (`…/issued/<profile>/<target>/<generation>/cert.pem`); used when there is no inventory.
 pub fn store_labels(path: &Path) -> Option<(String, Option<String>)> {
     let parts: Vec<&str> = path
         .components()
@@ -281,12 +289,25 @@ pub fn store_labels(path: &Path) -> Option<(String, Option<String>)> {
         })
         .collect();
     let n = parts.len();
-    if n >= 4 && parts[n - 4] == "issued" {
-        let target = parts[n - 2];
+    if n >= 5 && parts[n - 5] == "issued" && parts[n - 2].parse::<u64>().is_ok() {
+        let target = parts[n - 3];
         let node = (target != "cluster" && !target.starts_with("cn-")).then(|| target.to_owned());
-        return Some((parts[n - 3].to_owned(), node));
+        return Some((parts[n - 4].to_owned(), node));
     }
     None
+}
+
+/// What the audit reads of a store: the current generation of every issuance and every
+/// trusted CA. Earlier generations are history, not installed anywhere: their expiry is
+/// nobody's outage.
+pub fn store_live_paths(store: &Store) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for (p, t) in store.issuances().unwrap_or_default() {
+        if let Ok(Some(g)) = store.current(&p, &t) {
+            v.push(g.dir);
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -308,11 +329,11 @@ mod tests {
     #[test]
     fn store_paths_name_profile_and_node() {
         assert_eq!(
-            store_labels(Path::new("pki/issued/etcd-peer/etcd01/cert.pem")),
+            store_labels(Path::new("pki/issued/etcd-peer/etcd01/3/cert.pem")),
             Some(("etcd-peer".into(), Some("etcd01".into())))
         );
         assert_eq!(
-            store_labels(Path::new("pki/issued/admin/cluster/cert.pem")),
+            store_labels(Path::new("pki/issued/admin/cluster/1/cert.pem")),
             Some(("admin".into(), None))
         );
         assert_eq!(store_labels(Path::new("/etc/ssl/etcd/etcd.crt")), None);

@@ -88,6 +88,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    Ledger(LedgerArgs),
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Write the man pages into a directory.
     #[command(hide = true)]
     GenerateMan {
@@ -135,7 +138,8 @@ pub struct InitArgs {
     /// Another age recipient (age1…) that can open the keys, such as a backup identity.
     #[arg(long, value_name = "AGE1…")]
     pub recipient: Vec<String>,
-    /// Replace an existing store's CAs (the old ones are kept under backup/).
+    /// Make new CAs in an existing store. The old ones stay trusted beside them until
+    /// `kpki store retire`, so their leaves keep working until `kpki apply` reissues them.
     #[arg(long)]
     pub force: bool,
 }
@@ -247,9 +251,14 @@ pub struct SignArgs {
     pub csr: PathBuf,
     #[arg(long, short = 'p', value_name = "NAME")]
     pub profile: String,
-    /// The node the CSR is for; its inventory names become the SANs.
-    #[arg(long, value_name = "NAME")]
+    /// The node the CSR is for; the profile gives the subject and its inventory names the SANs.
+    #[arg(long, value_name = "NAME", conflicts_with = "cn")]
     pub node: Option<String>,
+    /// The CN of an ad-hoc certificate (no node): the profile's usages, --san for SANs.
+    ///
+    /// A CSR that names another CN (or organizations the profile does not give) is refused.
+    #[arg(long, value_name = "CN")]
+    pub cn: Option<String>,
     /// A SAN the CSR may ask for and the certificate gets, repeatable.
     #[arg(long, value_name = "SAN")]
     pub san: Vec<String>,
@@ -259,7 +268,8 @@ pub struct SignArgs {
     /// Lifetime instead of the profile's.
     #[arg(long, value_name = "SPAN")]
     pub validity: Option<String>,
-    /// Replace a certificate already signed for this profile and node.
+    /// Sign a new generation although one exists for this profile and node (the old one
+    /// stays in the store).
     #[arg(long)]
     pub force: bool,
     /// End the certificate with its CA instead of refusing one that would outlive it.
@@ -292,5 +302,80 @@ pub enum ProfilesCommand {
     Show {
         /// The profile name.
         name: String,
+    },
+}
+
+/// Show the store's history: every CA created, certificate and key issued, superseded,
+/// retired or pruned, from the append-only ledger.
+///
+/// Each issuance shows its state now: current, superseded, published (an earlier
+/// service-account key still in sa.pub), pruned or revoked.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  kpki ledger
+  kpki ledger --profile etcd-peer --node etcd01
+  kpki ledger --json | jq '.[] | select(.event == \"issued\")'
+
+Exit status: 0 shown; 1 no store, or a damaged ledger.")]
+pub struct LedgerArgs {
+    /// Only this profile's issuances.
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Only issuances for this node (or `cluster`).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Print JSON: an array of the ledger's events, each with its `state` now.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Look after the store itself: check it against its ledger, remove old generations,
+/// stop trusting what was replaced.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check that the store's files are exactly what its ledger replays to.
+    ///
+    /// Every issuance's current generation, the generations kept, the key pair
+    /// generations still published, and per CA role the signing and trusted CAs. Each
+    /// problem is one line; the exit status is 2 when there is any.
+    #[command(after_long_help = "Examples:
+  kpki store verify
+
+Exit status: 0 the store and its ledger agree; 1 no store; 2 problems found.")]
+    Verify,
+    /// Remove old generations, keeping the newest N of each issuance (the current one,
+    /// and service-account keys still published, are always kept).
+    #[command(after_long_help = "Examples:
+  kpki store prune --keep 2
+
+Exit status: 0 pruned (or nothing to prune); 1 no store.")]
+    Prune {
+        /// How many generations of each issuance to keep, the current one included.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+        keep: u32,
+    },
+    /// Stop trusting a previous CA, or stop publishing a key pair's previous keys.
+    ///
+    /// A CA is named by its key id (or its first 8 hex digits, as `kpki init --force`
+    /// prints them); it is refused while it signs for a role or while a current
+    /// certificate is still signed by it. `--profile service-account` drops the earlier
+    /// public keys from sa.pub: do it once tokens signed with the old key have expired.
+    #[command(after_long_help = "Examples:
+  kpki store retire --ca 1a2b3c4d
+  kpki store retire --profile service-account
+
+Exit status: 0 retired; 1 bad input or no store; 2 refused (the CA still signs).")]
+    Retire {
+        /// The key id of the CA to stop trusting.
+        #[arg(
+            long,
+            value_name = "KEYID",
+            required_unless_present = "profile",
+            conflicts_with = "profile"
+        )]
+        ca: Option<String>,
+        /// A key pair profile whose earlier keys to stop publishing.
+        #[arg(long, short = 'p', value_name = "NAME")]
+        profile: Option<String>,
     },
 }

@@ -123,6 +123,10 @@ pub struct PlanArgs {
     /// The staging directory apply would write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Print JSON: every decision (profile, target, action, reason, detail, generation,
+    /// serial, not_after), the staged files that would change, and notes.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub templates: TemplateArgs,
 }

@@ -84,7 +84,7 @@ pub(super) fn run(
     let ca_args: Vec<PathBuf> = a.ca.iter().map(|p| abs(p)).collect();
     let configs_tree: Option<PathBuf> = a.configs.as_deref().map(abs);
     let store = if Store::exists(&g.store) {
-        Some(Store::open(&abs(&g.store))?)
+        Some(Store::open(&abs(&g.store), now)?)
     } else {
         None
     };
@@ -125,12 +125,21 @@ pub(super) fn run(
     }
     if !paths.is_empty() {
         for path in &paths {
-            roots.push(Root {
-                path: path.clone(),
-                required: true,
-                extra: false,
-            });
             let found = layout::detect(path, inv.as_ref(), &profiles);
+            // A store is read as its current generations, not its history.
+            let live = match found.first() {
+                Some(Layout::Store { dir }) => Store::open(dir, now)
+                    .map(|s| layout::store_live_paths(&s))
+                    .unwrap_or_else(|_| vec![path.clone()]),
+                _ => vec![path.clone()],
+            };
+            for path in live {
+                roots.push(Root {
+                    path,
+                    required: true,
+                    extra: false,
+                });
+            }
             if found.is_empty() {
                 if let Some(node) = &a.node {
                     layouts.push(Layout::Node {
@@ -144,11 +153,11 @@ pub(super) fn run(
     } else if configs_tree.is_none() {
         match &store {
             Some(s) => {
-                roots.push(Root {
-                    path: s.dir().to_path_buf(),
+                roots.extend(layout::store_live_paths(s).into_iter().map(|path| Root {
+                    path,
                     required: true,
                     extra: false,
-                });
+                }));
                 layouts.push(Layout::Store {
                     dir: s.dir().to_path_buf(),
                 });
@@ -183,10 +192,9 @@ pub(super) fn run(
     let mut trusted: Vec<TrustedCa> = Vec::new();
     let mut ca_files: Vec<PathBuf> = Vec::new();
     if let Some(s) = &store {
-        for name in s.ca_names() {
-            let path = s.dir().join("ca").join(&name).join("ca.crt");
-            trusted.extend(TrustedCa::load(&path, Some(&name))?);
-            ca_files.push(path);
+        for (c, label) in s.trusted_cas() {
+            trusted.extend(TrustedCa::load(&c.cert_path, Some(&label))?);
+            ca_files.push(c.cert_path);
         }
     }
     for f in &ca_args {

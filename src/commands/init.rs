@@ -39,7 +39,7 @@ pub(super) fn run(
         protection,
         force: a.force,
     };
-    let (store, report) = Store::init(&g.store, spec, now)?;
+    let (store, _lock, report) = Store::init(&g.store, spec, now)?;
     if let Some(id) = &report.identity_created {
         p.line(format!("created identity {} (mode 0600): keep it safe and out of the store; it opens every key", id.display()))?;
     }
@@ -48,6 +48,14 @@ pub(super) fn run(
             "created CA '{name}' ({key}, until {}): {}",
             date(now + validity.duration()),
             path.display()
+        ))?;
+    }
+    for c in &report.kept {
+        p.line(format!(
+            "kept CA '{}' ({}): still trusted beside the new one, so its leaves keep working; `kpki apply` reissues them, then `kpki store retire --ca {}`",
+            c.label(false),
+            c.cert_path.display(),
+            &c.id[..8]
         ))?;
     }
     p.line(format!(

@@ -17,7 +17,7 @@ pub(super) fn run(
         key: a.algorithm.as_deref().map(parse_alg).transpose()?,
         extra_sans: parse_sans(&a.san)?,
     };
-    let store = Store::open(&g.store)?;
+    let store = Store::open(&g.store, now)?;
     let profiles = profiles(g)?;
     let sel = &a.selector;
     if sel.cn.is_none() && !a.san.is_empty() && sel.all {
@@ -56,7 +56,34 @@ pub(super) fn run(
         ));
     }
     let _lock = store.lock()?;
-    let keyring = if crate::issue::needs_unlock(&plans) {
+    // Decided under the lock: what the store holds cannot change underneath.
+    let named_key_pair = a.profile.is_some();
+    let mut requests = Vec::new();
+    let mut taken = Vec::new();
+    for d in plan::decide(Some(&store), &profiles, plans, now)? {
+        let reason = match (&d.held, a.force) {
+            (None, _) => Reason::Missing,
+            // A new service-account key is never a side effect of `--all --force`: it
+            // would end every live token. Name the profile to roll it.
+            (Some(_), true) if d.plan.cert.is_none() && !named_key_pair => continue,
+            (Some(_), true) => Reason::Forced,
+            (Some(_), false) => {
+                taken.push(format!("{} for {}", d.plan.profile, d.plan.target));
+                continue;
+            }
+        };
+        requests.push(crate::issue::Request {
+            plan: d.plan,
+            reason,
+            key: crate::issue::KeySource::Generate,
+        });
+    }
+    if !taken.is_empty() {
+        return Err(
+            crate::issue::PolicyError::AlreadyIssued(crate::issue::summarize_list(&taken)).into(),
+        );
+    }
+    let keyring = if crate::issue::needs_unlock(&requests) {
         Some(unlock(g, &store)?)
     } else {
         None
@@ -67,7 +94,7 @@ pub(super) fn run(
         out: a.out.clone(),
         now,
     };
-    let done = crate::issue::issue(&store, keyring.as_ref(), &profiles, plans, &opts)?;
+    let done = crate::issue::issue(&store, keyring.as_ref(), &profiles, requests, &opts)?;
     for i in &done {
         p.line(issued_line(i, now))?;
     }
@@ -83,14 +110,18 @@ pub(super) fn issued_line(i: &crate::issue::Issued, now: OffsetDateTime) -> Stri
     let r = &i.record;
     let mut line = if r.serial.is_empty() {
         format!(
-            "generated {} for {}  {}",
-            r.profile, i.plan.target, r.key_algorithm
+            "generated {} for {}  ({})  {}",
+            r.profile,
+            i.plan.target,
+            i.reason.word(),
+            r.key_algorithm
         )
     } else {
         format!(
-            "issued {} for {}  CA {}  until {} ({})  serial {}",
+            "issued {} for {}  ({})  CA {}  until {} ({})  serial {}",
             r.profile,
             i.plan.target,
+            i.reason.word(),
             r.ca,
             date(r.not_after),
             human_left((r.not_after - now).whole_seconds()),

@@ -14,6 +14,7 @@ mod issue;
 mod profiles;
 mod render;
 mod sign;
+mod store_cmd;
 
 use crate::cli::{
     CaModelArg, Cli, Command, CsrArgs, InitArgs, InspectArgs, IssueArgs, ProfilesCommand, SignArgs,
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::issue::Options;
 use crate::pki::{self, pem::Object, KeyAlgorithm, San};
-use crate::plan::{self, Overrides, Selector};
+use crate::plan::{self, Overrides, Reason, Selector};
 use crate::profile::Profiles;
 use crate::span::{human_left, Span};
 use crate::store::{self, CaModel, InitSpec, Keyring, Protection, Store, Unlock};
@@ -73,8 +74,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Inspect(a) => inspect::run(a, now, &mut p),
         Command::Render(a) => render::render_cmd(g, a, now, &mut p),
         Command::Apply(a) => render::apply_cmd(g, a, now, &mut p),
-        Command::Plan(a) => render::plan_cmd(g, a, &mut p),
+        Command::Plan(a) => render::plan_cmd(g, a, now, &mut p),
         Command::Profiles(c) => profiles::run(g, c, &mut p),
+        Command::Ledger(a) => store_cmd::ledger(g, a, now, &mut p),
+        Command::Store(c) => return store_cmd::run(g, c, now, &mut p).map(|()| 0),
         Command::GenerateMan { out } => {
             std::fs::create_dir_all(out).map_err(Error::io(out))?;
             for (name, body) in crate::cli::man::pages().map_err(Error::io("man"))? {

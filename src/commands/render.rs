@@ -13,7 +13,7 @@ use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::issue::{self, Options};
-use crate::plan::{self, Overrides, Plan, Target};
+use crate::plan::{self, Overrides, Reason, Target};
 use crate::profile::{Body, Profile, Profiles, Scope};
 use crate::render::{self, check, refs, PkiPart, RenderError, Selection, Templates, Tree};
 use crate::stage::{self, Change, FileKind, StagedFile};
@@ -171,7 +171,19 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
             });
         }
         references += refs::scan(root).references.len();
-        for f in check::check(root, now) {
+        // Keys the manifest says stay on the node are checked there (`--root /`).
+        let on_node: Vec<String> = stage::read_manifest(root)
+            .ok()
+            .flatten()
+            .map(|m| {
+                m.files
+                    .into_iter()
+                    .filter(|e| e.kind == FileKind::OnNode)
+                    .map(|e| e.path)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for f in check::on_node_present(check::check(root, now), &on_node) {
             problems += 1;
             p.data(format!("{name}: {f}"))?;
         }
@@ -223,36 +235,63 @@ impl Source<'_> {
             return Ok(Content::Pending);
         };
         let target = Self::target(p, node);
-        let issued = |name: &str| store.read_issued(&p.name, &target, name);
+        let current = store.current(&p.name, &target)?;
         let known = |b: Vec<u8>| Content::Known(Zeroizing::new(b));
         Ok(match part {
-            PkiPart::Key => {
-                let has_key = store
-                    .issued_dir(&p.name, &target)
-                    .join("key.pem.age")
-                    .exists();
-                match (has_key, self.keyring) {
-                    (true, Some(k)) => Content::Known(store.open_key(&p.name, &target, k)?),
-                    (true, None) => Content::Pending,
-                    (false, _) if issued("cert.pem")?.is_some() => Content::OnNode,
-                    (false, _) => Content::Pending,
+            PkiPart::Key => match (&current, self.keyring) {
+                (Some(g), Some(k)) if g.has("key.pem.age") => {
+                    Content::Known(store.open_key(&p.name, &target, k)?)
                 }
-            }
-            PkiPart::Cert => match (issued("cert.pem")?, &p.body) {
+                (Some(g), _) if !g.has("key.pem.age") && g.has("cert.pem") => Content::OnNode,
+                _ => Content::Pending,
+            },
+            PkiPart::Cert => match (
+                current
+                    .as_ref()
+                    .map(|g| g.read("cert.pem"))
+                    .transpose()?
+                    .flatten(),
+                &p.body,
+            ) {
                 (Some(mut cert), Body::Certificate(spec)) => {
                     if spec.append_ca {
-                        cert.extend_from_slice(store.ca_cert_pem(spec.ca)?.as_bytes());
+                        // The CA that signed this generation, which is the signing CA
+                        // unless the planner is about to reissue it (`issuer`).
+                        let issuer = crate::pki::pem::first_cert(&cert)
+                            .and_then(|d| crate::pki::facts(&d).ok())
+                            .and_then(|f| f.issuer_key_id)
+                            .filter(|id| store.ca_by_id(id).is_some());
+                        let ca = match issuer {
+                            Some(id) => store.ca_pem_by_id(&id)?,
+                            None => store.ca_cert_pem(spec.ca)?,
+                        };
+                        cert.extend_from_slice(ca.as_bytes());
                     }
                     known(cert)
                 }
                 _ => Content::Pending,
             },
+            // Every CA the role trusts: during a CA rotation the old and the new.
             PkiPart::Ca => match &p.body {
-                Body::Certificate(spec) => known(store.ca_cert_pem(spec.ca)?.into_bytes()),
+                Body::Certificate(spec) => known(store.trust_pem(spec.ca)?.into_bytes()),
                 Body::KeyPair { .. } => Content::Pending,
             },
-            PkiPart::Public => match issued("public.pem")? {
-                Some(b) => known(b),
+            // The current public key and the earlier ones still published, so tokens
+            // signed with the previous service-account key keep verifying.
+            PkiPart::Public => match &current {
+                Some(g) => match g.read("public.pem")? {
+                    Some(mut b) => {
+                        for n in store.trusted_generations(&p.name, &target)?.iter().rev() {
+                            if let Some(old) =
+                                store.generation(&p.name, &target, *n).read("public.pem")?
+                            {
+                                b.extend_from_slice(&old);
+                            }
+                        }
+                        known(b)
+                    }
+                    None => Content::Pending,
+                },
                 None => Content::Pending,
             },
             PkiPart::SingleCa(role) => known(store.ca_cert_pem(*role)?.into_bytes()),
@@ -275,19 +314,15 @@ impl Source<'_> {
             return Ok(None);
         };
         let target = Target::Cluster.key();
-        let Some(cert) = store.read_issued(&p.name, &target, "cert.pem")? else {
+        let Some(g) = store.current(&p.name, &target)? else {
             return Ok(None);
         };
-        if !store
-            .issued_dir(&p.name, &target)
-            .join("key.pem.age")
-            .exists()
-        {
+        let (Some(cert), true) = (g.read("cert.pem")?, g.has("key.pem.age")) else {
             return Ok(None);
-        }
+        };
         let key = store.open_key(&p.name, &target, k)?;
         Ok(Some(render::AdminData {
-            ca_pem: store.ca_cert_pem(spec.ca)?,
+            ca_pem: store.trust_pem(spec.ca)?,
             cert_pem: String::from_utf8_lossy(&cert).into_owned(),
             key_pem: Zeroizing::new(String::from_utf8_lossy(&key).into_owned()),
         }))
@@ -329,6 +364,15 @@ fn desired(
                         "{}:{} is not staged: {} for {} was signed from the node's CSR, so its key stays on the node",
                         node.name, f.install.path, f.profile, node.name
                     ));
+                    files.push(StagedFile {
+                        path: f.install.path,
+                        contents: None,
+                        mode: f.install.mode,
+                        owner: f.install.owner,
+                        group: f.install.group,
+                        kind: FileKind::OnNode,
+                        source: f.profile,
+                    });
                     continue;
                 }
             };
@@ -366,21 +410,6 @@ fn desired(
     Ok((out, notes))
 }
 
-/// The plans of the whole cluster that the store has no issuance for.
-fn missing(store: Option<&Store>, profiles: &Profiles, inv: &Inventory) -> Result<Vec<Plan>> {
-    let plans = plan::plan_cluster(profiles, inv, &Overrides::default())?;
-    Ok(match store {
-        None => plans,
-        Some(s) => plans
-            .into_iter()
-            .filter(|p| {
-                let d = s.issued_dir(&p.profile, &p.target.key());
-                !d.join("key.pem.age").exists() && !d.join("cert.pem").exists()
-            })
-            .collect(),
-    })
-}
-
 fn init_spec(g: &Global, inv: &Inventory) -> Result<InitSpec> {
     Ok(InitSpec {
         cluster: inv.cluster.name.clone(),
@@ -416,8 +445,10 @@ pub(super) fn apply_cmd(
         },
         &Selection::All,
     )?;
-    if !Store::exists(&g.store) {
-        let (store, report) = Store::init(&g.store, init_spec(g, &inv)?, now)?;
+    // The existence check and the CA creation happen under the store lock, which is
+    // held to the end: every decision below is taken on what the store holds now.
+    let (store, _lock, created) = Store::open_or_init(&g.store, init_spec(g, &inv)?, now)?;
+    if let Some(report) = &created {
         if let Some(id) = &report.identity_created {
             p.line(format!(
                 "created identity {} (mode 0600): keep it safe and out of the store; it opens every key",
@@ -430,18 +461,21 @@ pub(super) fn apply_cmd(
             report.cas.first().map_or("root", |(n, _)| n.as_str())
         ))?;
     }
-    let store = Store::open(&g.store)?;
-    let _lock = store.lock()?;
     let keyring = super::unlock(g, &store)?;
-    let todo = missing(Some(&store), &profiles, &inv)?;
-    let issued = if todo.is_empty() {
+    let plans = plan::plan_cluster(&profiles, &inv, &Overrides::default())?;
+    let requests: Vec<issue::Request> = plan::decide(Some(&store), &profiles, plans, now)?
+        .into_iter()
+        .filter(|d| d.reason.issues())
+        .map(issue::Request::from_decision)
+        .collect();
+    let issued = if requests.is_empty() {
         vec![]
     } else {
         issue::issue(
             &store,
             Some(&keyring),
             &profiles,
-            todo,
+            requests,
             &Options {
                 force: false,
                 clamp: false,
@@ -452,6 +486,9 @@ pub(super) fn apply_cmd(
     };
     for i in &issued {
         p.line(super::issue::issued_line(i, now))?;
+        if !matches!(i.reason, Reason::Missing) {
+            p.line(format!("  because {}", i.reason))?;
+        }
     }
     let src = Source {
         store: Some(&store),
@@ -467,14 +504,20 @@ pub(super) fn apply_cmd(
     for n in &notes {
         p.line(format!("note: {n}"))?;
     }
-    let mut totals: BTreeMap<Change, usize> = BTreeMap::new();
     for (tree, files) in &trees {
-        if let Some(f) = files.iter().find(|f| f.contents.is_none()) {
+        if let Some(f) = files
+            .iter()
+            .find(|f| f.contents.is_none() && f.kind != FileKind::OnNode)
+        {
             return Err(Error::usage(
                 format!("{tree}:{} has no contents after issuing", f.path),
                 "run `kpki plan` to see what is missing from the store",
             ));
         }
+    }
+    verify_trees(&trees, now)?;
+    let mut totals: BTreeMap<Change, usize> = BTreeMap::new();
+    for (tree, files) in &trees {
         let changes = stage::write(&a.out.join(tree), tree, files, true)?;
         let mut counts: BTreeMap<Change, usize> = BTreeMap::new();
         for (path, c) in &changes {
@@ -495,29 +538,62 @@ pub(super) fn apply_cmd(
     ))
 }
 
+/// Verifies every tree as it would be written, with `render --check`'s code, before
+/// any is: a tree that check would reject is never staged.
+fn verify_trees(trees: &Trees, now: OffsetDateTime) -> Result<()> {
+    let mut problems = Vec::new();
+    for (tree, files) in trees {
+        let mem: crate::render::tree::MemTree = files
+            .iter()
+            .filter_map(|f| {
+                f.contents
+                    .as_ref()
+                    .map(|c| (PathBuf::from(&f.path), Zeroizing::new(c.to_vec()), f.mode))
+            })
+            .collect();
+        let on_node: Vec<String> = files
+            .iter()
+            .filter(|f| f.kind == FileKind::OnNode)
+            .map(|f| f.path.clone())
+            .collect();
+        for f in check::on_node_present(check::check_tree(&mem, now), &on_node) {
+            problems.push(format!("{tree}: {f}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(RenderError::Unverified { problems }.into())
+}
+
 /// `kpki plan`.
-pub(super) fn plan_cmd(g: &Global, a: &PlanArgs, p: &mut Printer) -> Result<()> {
+pub(super) fn plan_cmd(
+    g: &Global,
+    a: &PlanArgs,
+    now: OffsetDateTime,
+    p: &mut Printer,
+) -> Result<()> {
     let inv = Inventory::load(&g.inventory)?;
     let profiles = super::profiles(g)?;
     let templates = templates(g, &a.templates)?;
     let store = if Store::exists(&g.store) {
-        Some(Store::open(&g.store)?)
+        Some(Store::open(&g.store, now)?)
     } else {
-        p.data(format!(
-            "init store {} (one root CA, ecdsa-p256, 10 years; identity {})",
-            g.store.display(),
-            g.identity
-                .clone()
-                .unwrap_or_else(super::default_identity)
-                .display()
-        ))?;
+        if !a.json {
+            p.data(format!(
+                "init store {} (one root CA, ecdsa-p256, 10 years; identity {})",
+                g.store.display(),
+                g.identity
+                    .clone()
+                    .unwrap_or_else(super::default_identity)
+                    .display()
+            ))?;
+        }
         None
     };
     let keyring = store.as_ref().map(|s| super::unlock(g, s)).transpose()?;
-    let todo = missing(store.as_ref(), &profiles, &inv)?;
-    for t in &todo {
-        p.data(format!("issue {} for {}", t.profile, t.target))?;
-    }
+    let plans = plan::plan_cluster(&profiles, &inv, &Overrides::default())?;
+    let decisions = plan::decide(store.as_ref(), &profiles, plans, now)?;
     let src = Source {
         store: store.as_ref(),
         keyring: keyring.as_ref(),
@@ -529,21 +605,64 @@ pub(super) fn plan_cmd(g: &Global, a: &PlanArgs, p: &mut Printer) -> Result<()> 
         &templates,
         a.templates.cluster_signing,
     )?;
-    for n in &notes {
-        p.line(format!("note: {n}"))?;
-    }
     let mut totals: BTreeMap<Change, usize> = BTreeMap::new();
+    let mut changes = Vec::new();
     for (tree, files) in &trees {
         for (path, c) in stage::plan(&a.out.join(tree), tree, files, true)? {
             *totals.entry(c).or_default() += 1;
             if c != Change::Unchanged {
-                p.data(format!("{} {tree}:{path}", c.word()))?;
+                changes.push((tree.clone(), path, c));
             }
         }
     }
+    let to_issue = decisions.iter().filter(|d| d.reason.issues()).count();
+    if a.json {
+        let json = serde_json::json!({
+            "decisions": decisions.iter().map(|d| {
+                let f = d.held.as_ref().and_then(|h| h.cert.as_ref()).map(|c| &c.facts);
+                serde_json::json!({
+                    "profile": d.plan.profile,
+                    "target": d.plan.target.key(),
+                    "action": if d.reason.issues() { "issue" } else { "keep" },
+                    "reason": d.reason.word(),
+                    "detail": d.reason.to_string(),
+                    "generation": d.held.as_ref().map(|h| h.generation),
+                    "serial": f.map(|f| f.serial.clone()),
+                    "not_after": f.map(|f| crate::pki::rfc3339(f.not_after)),
+                })
+            }).collect::<Vec<_>>(),
+            "files": changes.iter().map(|(tree, path, c)| serde_json::json!({
+                "tree": tree, "path": path, "change": c.word(),
+            })).collect::<Vec<_>>(),
+            "notes": notes,
+        });
+        return p.data(serde_json::to_string_pretty(&json).expect("json"));
+    }
+    for d in &decisions {
+        let verb = if d.reason.issues() { "issue" } else { "keep " };
+        let gen = d
+            .held
+            .as_ref()
+            .map(|h| format!(" (generation {})", h.generation))
+            .unwrap_or_default();
+        let detail = match (&d.reason, d.held.as_ref().and_then(|h| h.cert.as_ref())) {
+            (Reason::Ok, Some(c)) => format!("ok: valid until {}", super::date(c.facts.not_after)),
+            (r, _) => r.to_string(),
+        };
+        p.data(format!(
+            "{verb} {} for {}{gen}: {detail}",
+            d.plan.profile, d.plan.target
+        ))?;
+    }
+    for n in &notes {
+        p.line(format!("note: {n}"))?;
+    }
+    for (tree, path, c) in &changes {
+        p.data(format!("{} {tree}:{path}", c.word()))?;
+    }
     p.line(format!(
-        "plan: {} to issue; staged files in {}: {}",
-        todo.len(),
+        "plan: {to_issue} to issue, {} to keep; staged files in {}: {}",
+        decisions.len() - to_issue,
         a.out.display(),
         count_text(&totals)
     ))

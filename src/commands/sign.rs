@@ -89,7 +89,7 @@ pub(super) fn sign(
 ) -> Result<()> {
     let der = read_csr(&a.csr)?;
     let info = pki::parse_csr(&der)?;
-    let store = Store::open(&g.store)?;
+    let store = Store::open(&g.store, now)?;
     let profiles = profiles(g)?;
     let prof = profiles.get(&a.profile)?;
     if prof.cert_spec().is_none() {
@@ -107,26 +107,22 @@ pub(super) fn sign(
         key: None,
         extra_sans: parse_sans(&a.san)?,
     };
-    // The plan's key algorithm goes unused here: the CSR brings the key.
-    let plan = match &a.node {
-        Some(node) => {
+    // The plan's key algorithm goes unused here: the CSR brings the key. The subject
+    // comes from the profile and --node, or from --cn: never from the CSR's text.
+    let plan = match (&a.node, &a.cn) {
+        (Some(node), _) => {
             let inv = Inventory::load(&g.inventory)?;
             plan::plan_profile(prof, &inv, &Selector::Node(node.clone()), &overrides)?.remove(0)
         }
-        None => {
-            let cn = info
-                .subject
-                .split(',')
-                .find_map(|kv| kv.trim().strip_prefix("CN="))
-                .unwrap_or("")
-                .to_owned();
-            if cn.is_empty() {
-                return Err(Error::usage(
-                    "the CSR has no CN and no --node was given",
-                    "pass --node NAME to sign for an inventory node",
-                ));
-            }
-            plan::plan_adhoc(prof, &cn, &overrides)?
+        (None, Some(cn)) => plan::plan_adhoc(prof, cn, &overrides)?,
+        (None, None) => {
+            return Err(Error::usage(
+                "'kpki sign' requires '--node NAME' or '--cn CN'",
+                format!(
+                    "pass --node for an inventory node, or --cn for an ad-hoc certificate (the CSR asks for subject {})",
+                    if info.subject.is_empty() { "none".to_owned() } else { format!("'{}'", info.subject) }
+                ),
+            ))
         }
     };
     let _lock = store.lock()?;
@@ -137,7 +133,7 @@ pub(super) fn sign(
         out: None,
         now,
     };
-    let done = crate::issue::sign_csr(&store, &keyring, plan, &info, &opts)?;
+    let done = crate::issue::sign_csr(&store, &keyring, &profiles, plan, &info, &opts)?;
     let cert = done.cert_pem.clone().unwrap_or_default();
     let ca = done.ca_pem.clone().unwrap_or_default();
     match &a.out {
@@ -145,11 +141,12 @@ pub(super) fn sign(
             let files = crate::issue::export(
                 out,
                 prof,
-                &done.plan.target,
+                &done.plan,
                 Some(&cert),
                 Some(&ca),
                 None,
                 None,
+                Some(&info.spki),
                 &Options {
                     force: a.force,
                     ..opts

@@ -16,6 +16,9 @@ pub struct CsrInfo {
     pub spki: Vec<u8>,
     pub key: inspect::KeyInfo,
     pub subject: String,
+    /// The subject's CN and O values: compared with the profile's, never copied.
+    pub subject_cn: Vec<String>,
+    pub subject_o: Vec<String>,
     pub requested_sans: Vec<San>,
     /// Whether the CSR asks for basicConstraints CA:TRUE.
     pub requests_ca: bool,
@@ -87,6 +90,16 @@ pub fn parse_csr(der: &[u8]) -> Result<CsrInfo, PkiError> {
         spki: spki.raw.to_vec(),
         key,
         subject: info.subject.to_string(),
+        subject_cn: info
+            .subject
+            .iter_common_name()
+            .map(|a| a.as_str().unwrap_or("?").to_owned())
+            .collect(),
+        subject_o: info
+            .subject
+            .iter_organization()
+            .map(|a| a.as_str().unwrap_or("?").to_owned())
+            .collect(),
         requested_sans,
         requests_ca,
     })

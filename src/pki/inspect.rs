@@ -177,3 +177,88 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .format(&Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
+
+impl KeyInfo {
+    /// The kpki algorithm this key is, when it is one kpki issues.
+    pub fn kpki_algorithm(&self) -> Option<super::KeyAlgorithm> {
+        use super::KeyAlgorithm as A;
+        Some(match (self.algorithm.as_str(), self.bits) {
+            ("ECDSA P-256", _) => A::EcdsaP256,
+            ("ECDSA P-384", _) => A::EcdsaP384,
+            ("Ed25519", _) => A::Ed25519,
+            ("RSA", 2048) => A::Rsa2048,
+            ("RSA", 3072) => A::Rsa3072,
+            ("RSA", 4096) => A::Rsa4096,
+            _ => return None,
+        })
+    }
+}
+
+/// What the planner compares between a held certificate and what a profile asks for.
+#[derive(Clone, Debug)]
+pub struct CertFacts {
+    pub cn: Vec<String>,
+    pub o: Vec<String>,
+    /// SANs in kpki's form (`IP:…`, `DNS:…`), as [`super::San`] displays them.
+    pub sans: Vec<String>,
+    pub ext_key_usage: Vec<String>,
+    pub key: KeyInfo,
+    /// The DER SubjectPublicKeyInfo, to renew a certificate for a key kpki does not hold.
+    pub spki: Vec<u8>,
+    /// The authority key identifier, lowercase hex: which CA signed it.
+    pub issuer_key_id: Option<String>,
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+/// Reads the facts of a DER certificate.
+pub fn facts(der: &[u8]) -> Result<CertFacts, PkiError> {
+    let (_, x) =
+        parse_x509_certificate(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let mut sans = Vec::new();
+    let mut ext_key_usage = Vec::new();
+    let mut issuer_key_id = None;
+    for ext in x.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(s) => sans = san_strings(s),
+            ParsedExtension::ExtendedKeyUsage(e) => ext_key_usage = eku_names(e),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                issuer_key_id = a
+                    .key_identifier
+                    .as_ref()
+                    .map(|k| hex(k.0, "").to_ascii_lowercase())
+            }
+            _ => {}
+        }
+    }
+    Ok(CertFacts {
+        cn: x
+            .subject()
+            .iter_common_name()
+            .map(|a| a.as_str().unwrap_or("?").to_owned())
+            .collect(),
+        o: x.subject()
+            .iter_organization()
+            .map(|a| a.as_str().unwrap_or("?").to_owned())
+            .collect(),
+        sans,
+        ext_key_usage,
+        key: key_info(x.public_key()),
+        spki: x.public_key().raw.to_vec(),
+        issuer_key_id,
+        serial: hex(x.raw_serial(), ":"),
+        not_before: x.validity().not_before.to_datetime(),
+        not_after: x.validity().not_after.to_datetime(),
+    })
+}
+
+/// The key type of a PEM or DER public key (SubjectPublicKeyInfo).
+pub fn public_key_info(bytes: &[u8]) -> Option<KeyInfo> {
+    let der = match ::pem::parse(bytes) {
+        Ok(p) => p.into_contents(),
+        Err(_) => bytes.to_vec(),
+    };
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&der).ok()?;
+    Some(key_info(&spki))
+}

@@ -6,12 +6,16 @@ mod inspect;
 mod issue;
 mod keys;
 pub mod pem;
+pub mod verify;
 
 use std::fmt;
 use std::net::IpAddr;
 
 pub use csr::{parse_csr, CsrInfo};
-pub use inspect::{eku_names, fingerprint, rfc3339, san_strings, summarize, CertSummary, KeyInfo};
+pub use inspect::{
+    eku_names, facts, fingerprint, public_key_info, rfc3339, san_strings, summarize, CertFacts,
+    CertSummary, KeyInfo,
+};
 pub use issue::{csr, new_ca, sign, CaSpec, LeafSpec, Signer};
 pub use keys::{load_private_pem, private_pem, KeyAlgorithm, ALGORITHM_NAMES};
 

@@ -43,6 +43,14 @@ pub fn objects(bytes: &[u8]) -> Result<Vec<Object>, String> {
     Err("neither PEM nor a DER certificate or CSR".into())
 }
 
+/// The first certificate of a PEM or DER input (a chain file's leaf).
+pub fn first_cert(bytes: &[u8]) -> Option<Vec<u8>> {
+    objects(bytes).ok()?.into_iter().find_map(|o| match o {
+        Object::Certificate(d) => Some(d),
+        _ => None,
+    })
+}
+
 fn looks_like_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }

@@ -177,6 +177,11 @@ pub struct CertSpec {
     pub ca_file: InstallFile,
     /// Append the CA to the certificate file (the guides do so for etcd and the apiserver).
     pub append_ca: bool,
+    /// Renew when this little is left; `None`: one third of the certificate's lifetime.
+    pub renew_before: Option<Span>,
+    /// Spread notAfter over the last tenth of the lifetime, by profile and target, so a
+    /// cluster issued in one night does not expire on one day.
+    pub stagger: bool,
 }
 
 /// What a profile produces.
@@ -295,6 +300,15 @@ impl Profile {
                         "add validity = \"1y\"",
                     ));
                 };
+                if let Some(rb) = raw.renew_before {
+                    if rb.seconds() >= validity.seconds() {
+                        return Err(err(
+                            0,
+                            format!("renew_before \"{rb}\" is not shorter than validity \"{validity}\""),
+                            "renew some time before the end, such as renew_before = \"30d\" for a 1y certificate",
+                        ));
+                    }
+                }
                 if raw.ext_key_usage.is_empty() {
                     return Err(err(
                         0,
@@ -337,6 +351,8 @@ impl Profile {
                     cert,
                     ca_file,
                     append_ca: raw.append_ca,
+                    renew_before: raw.renew_before,
+                    stagger: raw.stagger,
                 })
             }
             Kind::KeyPair => {
@@ -389,8 +405,15 @@ struct RawProfile {
     ext_key_usage: Vec<Eku>,
     #[serde(default)]
     append_ca: bool,
+    renew_before: Option<Span>,
+    #[serde(default = "yes")]
+    stagger: bool,
     subject: Option<RawSubject>,
     install: RawInstall,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn cert_kind() -> Kind {

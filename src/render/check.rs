@@ -514,3 +514,17 @@ fn usage_word(u: Usage) -> &'static str {
         _ => "leaf certificate",
     }
 }
+
+/// Drops the "does not exist" findings for keys that stay on their node (signed from the
+/// node's CSR, listed as `on-node` in the staged manifest): a staged tree cannot hold
+/// them, and `render --check --root /` on the node checks them with their certificates.
+pub fn on_node_present(findings: Vec<Finding>, on_node: &[String]) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .filter(|f| {
+            !on_node
+                .iter()
+                .any(|p| f.problem == format!("{p} does not exist"))
+        })
+        .collect()
+}

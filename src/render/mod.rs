@@ -293,6 +293,9 @@ pub enum RenderError {
     /// `render --check` found problems (each one printed as a line).
     #[error("{problems} problem(s) in {trees} tree(s): the configs name files that are missing or do not fit")]
     CheckFailed { problems: usize, trees: usize },
+    /// The trees `apply` was about to stage fail `render --check`; nothing was written.
+    #[error("nothing staged: the trees would fail `render --check` with {} problem(s): {}", problems.len(), problems.join(" | "))]
+    Unverified { problems: Vec<String> },
 }
 
 impl RenderError {
@@ -307,6 +310,7 @@ impl RenderError {
             RenderError::UnknownNode(_) => "name a node of the inventory's [[nodes]], or pass --all".into(),
             RenderError::ProfileKind(..) => "restore the built-in profile of that name (remove the override from the profiles directory)".into(),
             RenderError::CheckFailed { .. } => "`kpki apply` restages what kpki issued; a file changed by hand must be put back or reissued".into(),
+            RenderError::Unverified { .. } => "a user profile or template names files that do not fit together, or the store is damaged (`kpki store verify`); fix that and run apply again".into(),
         })
     }
 }

@@ -37,6 +37,11 @@ pub enum FileKind {
     Ca,
     Public,
     Manifest,
+    /// A key that stays on its node (its certificate was signed from the node's CSR):
+    /// listed in the manifest so `render --check` and distribution expect it there, but
+    /// never staged. A file found at its path in the tree is a stale key and is removed.
+    #[serde(rename = "on-node")]
+    OnNode,
 }
 
 /// One file to stage.
@@ -310,6 +315,13 @@ pub fn read_manifest(root: &Path) -> Result<Option<Manifest>, StageError> {
 fn change_of(root: &Path, f: &StagedFile) -> Result<Change, StageError> {
     let path = target(root, &f.path)?;
     no_links(root, &path)?;
+    if f.kind == FileKind::OnNode {
+        return Ok(if fs::symlink_metadata(&path).is_ok() {
+            Change::Remove
+        } else {
+            Change::Unchanged
+        });
+    }
     let old = match fs::read(&path) {
         Ok(b) => Zeroizing::new(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Change::Create),
@@ -343,7 +355,9 @@ pub fn plan(
         out.push((f.path.clone(), change_of(root, f)?));
     }
     if with_manifest {
-        let complete = files.iter().all(|f| f.contents.is_some());
+        let complete = files
+            .iter()
+            .all(|f| f.contents.is_some() || f.kind == FileKind::OnNode);
         let m = manifest_file(&manifest(tree, files));
         let c = if complete {
             change_of(root, &m)?
@@ -404,12 +418,19 @@ pub fn write(
     let mut out = Vec::new();
     // One flush for the whole tree (the manifest goes in last), not two per file.
     let mut batch = atomic::Batch::new();
+    let mut stale = Vec::new();
     for f in all {
+        let path = target(root, &f.path)?;
+        if f.kind == FileKind::OnNode {
+            if fs::symlink_metadata(&path).is_ok() {
+                stale.push(f.path.clone());
+            }
+            continue;
+        }
         let contents = f
             .contents
             .as_ref()
             .expect("write() is given every file's contents");
-        let path = target(root, &f.path)?;
         let change = change_of(root, f)?;
         match change {
             Change::Unchanged => {}
@@ -428,7 +449,7 @@ pub fn write(
         out.push((f.path.clone(), change));
     }
     batch.commit().map_err(io(root))?;
-    for p in gone {
+    for p in stale.into_iter().chain(gone) {
         let path = target(root, &p)?;
         no_links(root, &path)?;
         fs::remove_file(&path).map_err(io(&path))?;

@@ -22,6 +22,8 @@ pub fn acquire(path: &Path) -> std::io::Result<StoreLock> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        // Never through a symlink planted at the lock's path.
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)?;
     let start = Instant::now();
     loop {

@@ -1,20 +1,33 @@
 //! The store: the only code that reads or writes the store directory.
 //!
 //! ```text
-//! <store>/kpki.toml                    format, cluster, recipients, which CA signs which role
-//! <store>/store-identity.age           passphrase stores only: the store's identity, scrypt-wrapped
-//! <store>/ca/<ca>/ca.crt, ca.key.age   each CA
-//! <store>/issued/<profile>/<target>/   cert.pem + key.pem.age (or public.pem + key.pem.age)
-//! <store>/ledger.jsonl                 one line per issuance
-//! <store>/backup/<time>/…              what --force replaced
+//! <store>/kpki.toml                        format, cluster, recipients, the CAs, and per CA
+//!                                          role which CA signs and which CAs are trusted
+//! <store>/store-identity.age               passphrase stores only: the store's identity
+//! <store>/ca/<name>/<key-id>/              ca.crt + ca.key.age of every CA generation
+//! <store>/issued/<profile>/<target>/current  the number of the current generation
+//! <store>/issued/<profile>/<target>/<n>/   generation n: cert.pem + key.pem.age, cert.pem
+//!                                          alone (signed from a CSR), or public.pem +
+//!                                          key.pem.age (a key pair)
+//! <store>/issued/<profile>/<target>/trusted  key pairs: earlier generations still published
+//! <store>/ledger.jsonl                     append-only history, one JSON event per line
+//! <store>/backup/<time>/…                  what a migration replaced
 //! ```
 //! Nothing secret lies in clear here, so the directory can be committed to git.
+//!
+//! Nothing is overwritten: a new certificate is a new generation and the `current`
+//! pointer is replaced atomically, so a rotation can roll back and a revocation can find
+//! a serial's issuer; old generations go only by `kpki store prune`. A CA is named by its
+//! subject key identifier, so an old and a new CA of the same name can both be trusted.
+//! Every decision that depends on what the store holds is taken under the store lock.
 
 pub mod atomic;
-mod ledger;
+pub mod ledger;
 mod lock;
+mod migrate;
 mod secrets;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use atomic::Existing;
-pub use ledger::Record;
+pub use ledger::{CaRecord, Event, Record};
 pub use lock::StoreLock;
 pub use secrets::{identity_file_text, read_identity_file, Keyring, SecretError, Unlock};
 
@@ -34,7 +47,10 @@ use crate::profile::CaRole;
 const CONFIG: &str = "kpki.toml";
 const WRAPPED_IDENTITY: &str = "store-identity.age";
 const LEDGER: &str = "ledger.jsonl";
-const FORMAT: u32 = 1;
+const CURRENT: &str = "current";
+const TRUSTED: &str = "trusted";
+/// The store format this kpki writes. Format 1 (kpki 0.1) is migrated on first open.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,10 +68,14 @@ pub enum StoreError {
     },
     #[error("{path} is damaged: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: store format {found} is newer than the format {FORMAT} this kpki reads")]
+    TooNew { path: PathBuf, found: u32 },
     #[error("the store has no {0} CA")]
     MissingCa(String),
     #[error("store is locked: {0}")]
     Locked(String),
+    #[error("{0}")]
+    Refused(String, String),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -66,8 +86,11 @@ impl StoreError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             StoreError::NotAStore(_) => "create one with `kpki init`, or point --store / KPKI_STORE at it".into(),
-            StoreError::AlreadyExists(_) => "use it as it is, or `kpki init --force` to make new CAs (the old ones are kept under backup/)".into(),
-            StoreError::Exists { .. } => "pass --force to replace it; the old files are kept under the store's backup/".into(),
+            StoreError::AlreadyExists(_) => "use it as it is, or `kpki init --force` to make new CAs (the old ones stay trusted until `kpki store retire`)".into(),
+            StoreError::Exists { .. } => "pass --force to issue a new generation; the old one stays in the store".into(),
+            StoreError::TooNew { .. } => "use the kpki release that wrote this store, or a newer one".into(),
+            StoreError::Corrupt { .. } => "restore the file from the store's git history or its backup/, then `kpki store verify`".into(),
+            StoreError::Refused(_, hint) => hint.clone(),
             StoreError::Secret(SecretError::WrongIdentity(_)) | StoreError::Secret(SecretError::NoIdentity(_)) => {
                 "pass the identity this store was created with (--identity FILE or KPKI_IDENTITY)".into()
             }
@@ -112,22 +135,80 @@ pub struct InitSpec {
     pub force: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct Config {
     format: u32,
     cluster: String,
     protection: String,
     recipients: Vec<String>,
-    cas: CaMap,
+    /// Every CA generation the store holds.
+    ca: Vec<CaEntry>,
+    roles: Roles,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct CaEntry {
+    /// Subject key identifier, lowercase hex.
+    id: String,
+    name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct CaMap {
-    kubernetes: String,
-    etcd: String,
-    front_proxy: String,
+struct Roles {
+    kubernetes: RoleTrust,
+    etcd: RoleTrust,
+    front_proxy: RoleTrust,
+}
+
+impl Roles {
+    fn get(&self, r: CaRole) -> &RoleTrust {
+        match r {
+            CaRole::Kubernetes => &self.kubernetes,
+            CaRole::Etcd => &self.etcd,
+            CaRole::FrontProxy => &self.front_proxy,
+        }
+    }
+    fn get_mut(&mut self, r: CaRole) -> &mut RoleTrust {
+        match r {
+            CaRole::Kubernetes => &mut self.kubernetes,
+            CaRole::Etcd => &mut self.etcd,
+            CaRole::FrontProxy => &mut self.front_proxy,
+        }
+    }
+}
+
+/// Which CA signs for a role, and which CAs the role's relying parties trust.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct RoleTrust {
+    signing: String,
+    /// Always holds `signing`; an older CA stays until it is retired.
+    trusted: Vec<String>,
+}
+
+/// One CA generation of the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaRef {
+    /// Subject key identifier, lowercase hex.
+    pub id: String,
+    pub name: String,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl CaRef {
+    /// A name that tells generations apart: `root` for the CA that signs, `root@1a2b3c4d`
+    /// for an older one still trusted.
+    pub fn label(&self, signing: bool) -> String {
+        if signing {
+            self.name.clone()
+        } else {
+            format!("{}@{}", self.name, &self.id[..self.id.len().min(8)])
+        }
+    }
 }
 
 /// An opened store.
@@ -136,17 +217,87 @@ pub struct Store {
     config: Config,
 }
 
-/// One file to put in the store for an issuance.
+/// One file of an issuance.
 pub struct Artifact {
     pub name: &'static str,
     pub bytes: Vec<u8>,
     pub mode: u32,
 }
 
+/// One generation of an issuance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    pub n: u64,
+    pub dir: PathBuf,
+}
+
+impl Generation {
+    /// Reads a file of this generation, if present.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let p = self.dir.join(name);
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&p)(e)),
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.dir.join(name).is_file()
+    }
+}
+
+/// A generation staged in a batch, for the ledger.
+#[derive(Clone, Copy, Debug)]
+pub struct NewGeneration {
+    pub n: u64,
+    pub previous: Option<u64>,
+}
+
 /// What `init` did, for the report.
 pub struct InitReport {
+    /// Each new CA: its name and certificate path.
     pub cas: Vec<(String, PathBuf)>,
     pub identity_created: Option<PathBuf>,
+    /// CAs that signed before `--force` and stay trusted.
+    pub kept: Vec<CaRef>,
+}
+
+fn new_roles(model: CaModel, ids: &[(String, String)]) -> Roles {
+    let id_of = |name: &str| -> String {
+        ids.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.clone())
+            .expect("a CA per role")
+    };
+    let rt = |name: &str| RoleTrust {
+        signing: id_of(name),
+        trusted: vec![id_of(name)],
+    };
+    match model {
+        CaModel::Single => Roles {
+            kubernetes: rt("root"),
+            etcd: rt("root"),
+            front_proxy: rt("root"),
+        },
+        CaModel::Kubeadm => Roles {
+            kubernetes: rt("kubernetes"),
+            etcd: rt("etcd"),
+            front_proxy: rt("front-proxy"),
+        },
+    }
+}
+
+/// The key identifier of a CA certificate, lowercase hex.
+pub fn key_id_of(cert: &[u8]) -> Result<String, PkiError> {
+    let der = pki::pem::first_cert(cert)
+        .ok_or_else(|| PkiError::BadCertificate("no certificate in the file".into()))?;
+    let s = pki::summarize(&der, OffsetDateTime::UNIX_EPOCH)?;
+    Ok(match s.subject_key_id {
+        Some(k) => k.replace(':', "").to_ascii_lowercase(),
+        // A CA without a SKI (not one kpki made): name it by its certificate's hash.
+        None => s.sha256.replace(':', "").to_ascii_lowercase()[..40].to_owned(),
+    })
 }
 
 impl Store {
@@ -162,22 +313,86 @@ impl Store {
         dir.join(CONFIG).is_file()
     }
 
-    /// Creates a store with its CA(s).
+    /// Creates a store with its CA(s), or with `--force` new CAs in an existing store.
+    /// The existence check, the CA creation and the config write happen under the lock.
     pub fn init(
         dir: &Path,
         spec: InitSpec,
         now: OffsetDateTime,
-    ) -> Result<(Store, InitReport), StoreError> {
-        let existed = Store::exists(dir);
-        if existed && !spec.force {
-            return Err(StoreError::AlreadyExists(dir.into()));
+    ) -> Result<(Store, StoreLock, InitReport), StoreError> {
+        atomic::create_dir_private(dir).map_err(io_err(dir))?;
+        let lock =
+            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        let existing = if Store::exists(dir) {
+            if !spec.force {
+                return Err(StoreError::AlreadyExists(dir.into()));
+            }
+            Some(Store::open_locked(dir, now)?)
+        } else {
+            None
+        };
+        let report = Store::create_cas(dir, spec, existing, now)?;
+        let store = Store::open_locked(dir, now)?;
+        Ok((store, lock, report))
+    }
+
+    /// Opens the store at `dir` under its lock, creating it first when there is none.
+    /// Two processes that both find no store make one CA between them, never two.
+    pub fn open_or_init(
+        dir: &Path,
+        spec: InitSpec,
+        now: OffsetDateTime,
+    ) -> Result<(Store, StoreLock, Option<InitReport>), StoreError> {
+        if Store::exists(dir) {
+            let store = Store::open(dir, now)?;
+            let lock = store.lock()?;
+            return Ok((store, lock, None));
         }
         atomic::create_dir_private(dir).map_err(io_err(dir))?;
-        let _lock =
+        let lock =
             lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        if Store::exists(dir) {
+            return Ok((Store::open_locked(dir, now)?, lock, None));
+        }
+        let report = Store::create_cas(dir, spec, None, now)?;
+        Ok((Store::open_locked(dir, now)?, lock, Some(report)))
+    }
+
+    fn create_cas(
+        dir: &Path,
+        spec: InitSpec,
+        existing: Option<Store>,
+        now: OffsetDateTime,
+    ) -> Result<InitReport, StoreError> {
         let mut identity_created = None;
-        let (protection, recipients, wrapped) = match &spec.protection {
-            Protection::Identity { file, extra } => {
+        let (protection, recipients, wrapped) = match (&spec.protection, &existing) {
+            // New CAs in an existing store: its keys stay encrypted to its recipients.
+            (p, Some(old)) => {
+                let same = match p {
+                    Protection::Passphrase(_) => old.is_passphrase(),
+                    Protection::Identity { file, extra } => {
+                        !old.is_passphrase()
+                            && extra.iter().all(|r| old.config.recipients.contains(r))
+                            && read_identity_file(file).is_ok_and(|ids| {
+                                ids.iter().any(|id| {
+                                    old.config.recipients.contains(&id.to_public().to_string())
+                                })
+                            })
+                    }
+                };
+                if !same {
+                    return Err(StoreError::Refused(
+                        format!("`init --force` makes new CAs in the store at {}, whose keys are encrypted to other recipients than the ones given", dir.display()),
+                        "pass the store's own identity (or passphrase); to re-encrypt a store, make a new one".into(),
+                    ));
+                }
+                (
+                    old.config.protection.clone(),
+                    old.config.recipients.clone(),
+                    None,
+                )
+            }
+            (Protection::Identity { file, extra }, None) => {
                 let ids = match read_identity_file(file) {
                     Ok(ids) => ids,
                     Err(SecretError::ReadIdentity { source, .. })
@@ -187,88 +402,57 @@ impl Store {
                         if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                             atomic::create_dir_private(parent).map_err(io_err(parent))?;
                         }
-                        atomic::write(
+                        match atomic::write(
                             file,
                             identity_file_text(&id).as_bytes(),
                             0o600,
                             Existing::Refuse,
-                        )
-                        .map_err(io_err(file))?;
-                        identity_created = Some(file.clone());
-                        vec![id]
+                        ) {
+                            Ok(()) => {
+                                identity_created = Some(file.clone());
+                                vec![id]
+                            }
+                            // Another kpki (on another store) made it a moment ago.
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                read_identity_file(file)?
+                            }
+                            Err(e) => return Err(io_err(file)(e)),
+                        }
                     }
                     Err(e) => return Err(e.into()),
                 };
                 let mut r = vec![ids[0].to_public().to_string()];
                 secrets::parse_recipients(extra)?;
                 r.extend(extra.iter().cloned());
-                ("identity", r, None)
+                ("identity".to_string(), r, None)
             }
-            Protection::Passphrase(pass) => {
+            (Protection::Passphrase(pass), None) => {
                 let id = age::x25519::Identity::generate();
                 let text = identity_file_text(&id);
                 let wrapped = secrets::encrypt_passphrase(pass, text.as_bytes())?;
                 (
-                    "passphrase",
+                    "passphrase".to_string(),
                     vec![id.to_public().to_string()],
                     Some(wrapped),
                 )
             }
         };
-        let cas = match spec.model {
-            CaModel::Single => CaMap {
-                kubernetes: "root".into(),
-                etcd: "root".into(),
-                front_proxy: "root".into(),
-            },
-            CaModel::Kubeadm => CaMap {
-                kubernetes: "kubernetes".into(),
-                etcd: "etcd".into(),
-                front_proxy: "front-proxy".into(),
-            },
+        let parsed = secrets::parse_recipients(&recipients)?;
+        let names: Vec<&str> = match spec.model {
+            CaModel::Single => vec!["root"],
+            CaModel::Kubeadm => vec!["kubernetes", "etcd", "front-proxy"],
         };
-        let config = Config {
-            format: FORMAT,
-            cluster: spec.cluster.clone(),
-            protection: protection.into(),
-            recipients,
-            cas: cas.clone(),
-        };
-        let store = Store {
-            dir: dir.to_path_buf(),
-            config,
-        };
-        let stamp = backup_stamp(now);
-        if existed {
-            for f in [CONFIG, WRAPPED_IDENTITY] {
-                store.backup(Path::new(f), &stamp)?;
-            }
+        let mut batch = atomic::Batch::new();
+        if let Some(w) = &wrapped {
+            let p = dir.join(WRAPPED_IDENTITY);
+            batch
+                .add(&p, w, 0o600, Existing::Replace)
+                .map_err(io_err(&p))?;
         }
-        match &wrapped {
-            Some(w) => store.write(Path::new(WRAPPED_IDENTITY), w, 0o600, Existing::Replace)?,
-            None => {
-                let p = dir.join(WRAPPED_IDENTITY);
-                if p.exists() {
-                    fs::remove_file(&p).map_err(io_err(&p))?;
-                }
-            }
-        }
-        let recipients = secrets::parse_recipients(&store.config.recipients)?;
-        let mut names: Vec<String> = vec![
-            cas.kubernetes.clone(),
-            cas.etcd.clone(),
-            cas.front_proxy.clone(),
-        ];
-        names.dedup();
+        let mut ids = Vec::new();
         let mut made = Vec::new();
+        let mut events = Vec::new();
         for name in names {
-            let rel = Path::new("ca").join(&name);
-            let absdir = dir.join(&rel);
-            if existed {
-                store.backup(&rel.join("ca.crt"), &stamp)?;
-                store.backup(&rel.join("ca.key.age"), &stamp)?;
-            }
-            atomic::create_dir_private(&absdir).map_err(io_err(&absdir))?;
             let key = spec.key.generate()?;
             let cn = if name == "root" {
                 format!("{} root CA", spec.cluster)
@@ -284,32 +468,128 @@ impl Store {
                 },
                 &key,
             )?;
-            let enc = secrets::encrypt(&recipients, pki::private_pem(&key).as_bytes())?;
-            store.write(&rel.join("ca.key.age"), &enc, 0o600, Existing::Replace)?;
-            store.write(
-                &rel.join("ca.crt"),
-                pem.as_bytes(),
-                0o644,
-                Existing::Replace,
-            )?;
-            made.push((name, absdir.join("ca.crt")));
+            let id = key_id_of(pem.as_bytes())?;
+            let cadir = dir.join("ca").join(name).join(&id);
+            atomic::create_dir_private(&cadir).map_err(io_err(&cadir))?;
+            let enc = secrets::encrypt(&parsed, pki::private_pem(&key).as_bytes())?;
+            for (file, bytes, mode) in [
+                ("ca.key.age", enc, 0o600),
+                ("ca.crt", pem.clone().into_bytes(), 0o644),
+            ] {
+                let p = cadir.join(file);
+                batch
+                    .add(&p, &bytes, mode, Existing::Refuse)
+                    .map_err(io_err(&p))?;
+            }
+            let der = pki::pem::first_cert(pem.as_bytes()).expect("a CA PEM just made");
+            let s = pki::summarize(&der, now)?;
+            let roles: Vec<CaRole> = CaRole::ALL
+                .into_iter()
+                .filter(|r| spec.model == CaModel::Single || r.name() == name)
+                .collect();
+            events.push(Event::CaCreated {
+                at: now,
+                ca: CaRecord {
+                    id: id.clone(),
+                    name: name.into(),
+                    roles,
+                    subject: s.subject,
+                    not_after: s.not_after,
+                    sha256: s.sha256,
+                },
+            });
+            made.push((name.to_string(), cadir.join("ca.crt")));
+            ids.push((name.to_string(), id));
         }
-        let text = format!(
-            "# kpki store. Safe to commit: every private key here is age-encrypted.\n{}",
-            toml::to_string(&store.config).expect("config serializes")
-        );
-        store.write(Path::new(CONFIG), text.as_bytes(), 0o644, Existing::Replace)?;
-        Ok((
-            store,
-            InitReport {
-                cas: made,
-                identity_created,
-            },
-        ))
+        let mut roles = new_roles(spec.model, &ids);
+        let mut cas: Vec<CaEntry> = Vec::new();
+        let mut kept = Vec::new();
+        if let Some(old) = &existing {
+            // The CAs that signed until now stay trusted beside the new ones.
+            cas = old.config.ca.clone();
+            for r in CaRole::ALL {
+                let before = old.config.roles.get(r).trusted.clone();
+                let t = &mut roles.get_mut(r).trusted;
+                for id in before {
+                    if !t.contains(&id) {
+                        t.push(id);
+                    }
+                }
+            }
+            for id in old.trusted_ids() {
+                if let Some(c) = old.ca_by_id(&id) {
+                    kept.push(c);
+                }
+            }
+        }
+        cas.extend(ids.iter().map(|(name, id)| CaEntry {
+            id: id.clone(),
+            name: name.clone(),
+        }));
+        let config = Config {
+            format: FORMAT,
+            cluster: existing
+                .as_ref()
+                .map_or(spec.cluster.clone(), |o| o.config.cluster.clone()),
+            protection,
+            recipients,
+            ca: cas,
+            roles,
+        };
+        // The config goes last: it is what makes the new CAs the signing ones.
+        let cpath = dir.join(CONFIG);
+        batch
+            .add(&cpath, &config_text(&config), 0o644, Existing::Replace)
+            .map_err(io_err(&cpath))?;
+        batch.commit().map_err(io_err(dir))?;
+        if wrapped.is_none() && existing.is_none() {
+            let p = dir.join(WRAPPED_IDENTITY);
+            if p.exists() {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        ledger::append(&dir.join(LEDGER), &events).map_err(io_err(&dir.join(LEDGER)))?;
+        Ok(InitReport {
+            cas: made,
+            identity_created,
+            kept,
+        })
     }
 
-    /// Opens an existing store.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    /// Opens an existing store; a format-1 store is migrated first (under the lock).
+    pub fn open(dir: &Path, now: OffsetDateTime) -> Result<Store, StoreError> {
+        match Store::read_config(dir)? {
+            ConfigRead::Current(config) => Ok(Store {
+                dir: dir.into(),
+                config,
+            }),
+            ConfigRead::Old(_) => {
+                let _lock = lock::acquire(&dir.join(".lock"))
+                    .map_err(|e| StoreError::Locked(e.to_string()))?;
+                Store::open_locked(dir, now)
+            }
+        }
+    }
+
+    /// Opens the store while the caller holds its lock, migrating an old format.
+    fn open_locked(dir: &Path, now: OffsetDateTime) -> Result<Store, StoreError> {
+        let config = match Store::read_config(dir)? {
+            ConfigRead::Current(c) => c,
+            ConfigRead::Old(text) => {
+                migrate::from_v1(dir, &text, now)?;
+                match Store::read_config(dir)? {
+                    ConfigRead::Current(c) => c,
+                    ConfigRead::Old(_) => unreachable!("migration writes the current format"),
+                }
+            }
+        };
+        Ok(Store {
+            dir: dir.into(),
+            config,
+        })
+    }
+
+    fn read_config(dir: &Path) -> Result<ConfigRead, StoreError> {
         let path = dir.join(CONFIG);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -318,23 +598,26 @@ impl Store {
             }
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let config: Config = toml::from_str(&text).map_err(|e| StoreError::Corrupt {
+        let corrupt = |reason: String| StoreError::Corrupt {
             path: path.clone(),
-            reason: e.message().to_string(),
-        })?;
-        if config.format != FORMAT {
-            return Err(StoreError::Corrupt {
-                path,
-                reason: format!(
-                    "store format {} is not the {FORMAT} this kpki reads",
-                    config.format
-                ),
-            });
+            reason,
+        };
+        let value: toml::Table = toml::from_str(&text).map_err(|e| corrupt(e.message().into()))?;
+        let format = value
+            .get("format")
+            .and_then(|v| v.as_integer())
+            .ok_or_else(|| corrupt("no `format` number".into()))?;
+        match u32::try_from(format) {
+            Ok(1) => Ok(ConfigRead::Old(text)),
+            Ok(FORMAT) => {
+                let config: Config =
+                    toml::from_str(&text).map_err(|e| corrupt(e.message().into()))?;
+                validate_config(&config).map_err(corrupt)?;
+                Ok(ConfigRead::Current(config))
+            }
+            Ok(found) if found > FORMAT => Err(StoreError::TooNew { path, found }),
+            _ => Err(corrupt(format!("unknown store format {format}"))),
         }
-        Ok(Store {
-            dir: dir.into(),
-            config,
-        })
     }
 
     /// Takes the store lock for the rest of the command.
@@ -361,70 +644,314 @@ impl Store {
         )?)
     }
 
-    /// The CA directory name that signs a role.
-    pub fn ca_name(&self, role: CaRole) -> &str {
-        match role {
-            CaRole::Kubernetes => &self.config.cas.kubernetes,
-            CaRole::Etcd => &self.config.cas.etcd,
-            CaRole::FrontProxy => &self.config.cas.front_proxy,
-        }
-    }
+    // ----- CAs -----
 
-    /// Every CA of the store, by name.
-    pub fn ca_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = CaRole::ALL
+    /// A CA generation by its key identifier (or a unique prefix of at least 8 digits).
+    pub fn ca_by_id(&self, id: &str) -> Option<CaRef> {
+        let id = id.to_ascii_lowercase().replace(':', "");
+        let mut found = self
+            .config
+            .ca
             .iter()
-            .map(|r| self.ca_name(*r).to_owned())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
-    pub fn ca_cert_path(&self, role: CaRole) -> PathBuf {
-        self.dir.join("ca").join(self.ca_name(role)).join("ca.crt")
-    }
-
-    pub fn ca_cert_pem(&self, role: CaRole) -> Result<String, StoreError> {
-        let p = self.ca_cert_path(role);
-        fs::read_to_string(&p).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::MissingCa(self.ca_name(role).to_owned()),
-            _ => io_err(&p)(e),
+            .filter(|c| c.id == id || (id.len() >= 8 && c.id.starts_with(&id)));
+        let c = found.next()?;
+        if found.next().is_some() {
+            return None;
+        }
+        let dir = self.dir.join("ca").join(&c.name).join(&c.id);
+        Some(CaRef {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            cert_path: dir.join("ca.crt"),
+            key_path: dir.join("ca.key.age"),
         })
     }
 
-    /// Decrypts a CA's private key (PEM), for staging it where the operator asked for it
-    /// (kube-controller-manager's CSR signing). Prefer [`Store::signer`] for signing here.
+    fn signing(&self, role: CaRole) -> CaRef {
+        self.ca_by_id(&self.config.roles.get(role).signing)
+            .expect("validated: every signing CA is listed")
+    }
+
+    /// The key identifier of the CA that signs for a role.
+    pub fn ca_id(&self, role: CaRole) -> &str {
+        &self.config.roles.get(role).signing
+    }
+
+    /// The name of the CA that signs for a role (`root`, `etcd`, …).
+    pub fn ca_name(&self, role: CaRole) -> &str {
+        let id = self.ca_id(role);
+        self.config
+            .ca
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.as_str())
+            .expect("validated: every signing CA is listed")
+    }
+
+    /// Whether a CA signs for some role now.
+    pub fn is_signing(&self, id: &str) -> bool {
+        CaRole::ALL.iter().any(|r| self.ca_id(*r) == id)
+    }
+
+    /// Every CA some role trusts: the signing ones first, then older ones still trusted.
+    pub fn trusted_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for r in CaRole::ALL {
+            let s = &self.config.roles.get(r).signing;
+            if !v.contains(s) {
+                v.push(s.clone());
+            }
+        }
+        for r in CaRole::ALL {
+            for id in &self.config.roles.get(r).trusted {
+                if !v.contains(id) {
+                    v.push(id.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// The trusted CAs with the name the audit and messages give them.
+    pub fn trusted_cas(&self) -> Vec<(CaRef, String)> {
+        self.trusted_ids()
+            .iter()
+            .filter_map(|id| self.ca_by_id(id))
+            .map(|c| {
+                let label = c.label(self.is_signing(&c.id));
+                (c, label)
+            })
+            .collect()
+    }
+
+    /// The CAs a role's relying parties trust, signing CA first.
+    pub fn role_trusted(&self, role: CaRole) -> Vec<CaRef> {
+        let t = self.config.roles.get(role);
+        let mut ids = vec![t.signing.clone()];
+        ids.extend(t.trusted.iter().filter(|i| **i != t.signing).cloned());
+        ids.iter().filter_map(|i| self.ca_by_id(i)).collect()
+    }
+
+    /// The signing CA's certificate path for a role.
+    pub fn ca_cert_path(&self, role: CaRole) -> PathBuf {
+        self.signing(role).cert_path
+    }
+
+    /// The signing CA's certificate for a role (PEM).
+    pub fn ca_cert_pem(&self, role: CaRole) -> Result<String, StoreError> {
+        read_ca(&self.signing(role))
+    }
+
+    /// The trust file of a role: every CA it trusts, signing CA first (PEM).
+    pub fn trust_pem(&self, role: CaRole) -> Result<String, StoreError> {
+        let mut out = String::new();
+        for c in self.role_trusted(role) {
+            out.push_str(&read_ca(&c)?);
+        }
+        Ok(out)
+    }
+
+    /// The certificate of a CA generation by id (PEM).
+    pub fn ca_pem_by_id(&self, id: &str) -> Result<String, StoreError> {
+        let c = self
+            .ca_by_id(id)
+            .ok_or_else(|| StoreError::MissingCa(id.to_owned()))?;
+        read_ca(&c)
+    }
+
+    /// Decrypts the signing CA's private key (PEM), for staging it where the operator
+    /// asked for it (kube-controller-manager's CSR signing). Prefer [`Store::signer`].
     pub fn open_ca_key(
         &self,
         role: CaRole,
         keyring: &Keyring,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-        let kpath = self
-            .dir
-            .join("ca")
-            .join(self.ca_name(role))
-            .join("ca.key.age");
+        let kpath = self.signing(role).key_path;
         let enc = fs::read(&kpath).map_err(io_err(&kpath))?;
         Ok(keyring.decrypt(&kpath, &enc)?)
     }
 
-    /// Decrypts a CA key and makes a signer from it (the key stays in memory).
+    /// Decrypts the signing CA key of a role and makes a signer (the key stays in memory).
     pub fn signer(&self, role: CaRole, keyring: &Keyring) -> Result<Signer, StoreError> {
-        let cert = self.ca_cert_pem(role)?;
-        let kpath = self
-            .dir
-            .join("ca")
-            .join(self.ca_name(role))
-            .join("ca.key.age");
-        let enc = fs::read(&kpath).map_err(io_err(&kpath))?;
-        let plain = keyring.decrypt(&kpath, &enc)?;
+        let ca = self.signing(role);
+        let cert = read_ca(&ca)?;
+        let enc = fs::read(&ca.key_path).map_err(io_err(&ca.key_path))?;
+        let plain = keyring.decrypt(&ca.key_path, &enc)?;
         let pem = std::str::from_utf8(&plain).map_err(|_| StoreError::Corrupt {
-            path: kpath.clone(),
+            path: ca.key_path.clone(),
             reason: "the decrypted key is not PEM".into(),
         })?;
         let key = pki::load_private_pem(pem)?;
         Ok(Signer::new(&cert, key)?)
+    }
+
+    /// Stops trusting an older CA. Refused for a CA that signs, or while a current
+    /// certificate of the store is still signed by it.
+    pub fn retire_ca(&mut self, id: &str, now: OffsetDateTime) -> Result<CaRef, StoreError> {
+        let ca = self.ca_by_id(id).ok_or_else(|| {
+            StoreError::Refused(
+                format!("no CA of this store has the key identifier '{id}'"),
+                "`kpki ledger --json` lists every CA's id (ca-created events)".into(),
+            )
+        })?;
+        if self.is_signing(&ca.id) {
+            return Err(StoreError::Refused(
+                format!("CA '{}' ({}) signs for a role now", ca.name, ca.id),
+                "only a previous CA can be retired; make a new one first with `kpki init --force`"
+                    .into(),
+            ));
+        }
+        if !self.trusted_ids().contains(&ca.id) {
+            return Err(StoreError::Refused(
+                format!("CA {} is not trusted any more", ca.id),
+                "nothing to do".into(),
+            ));
+        }
+        let users: Vec<String> = self
+            .issuances()?
+            .into_iter()
+            .filter_map(|(p, t)| {
+                let g = self.current(&p, &t).ok()??;
+                let der = pki::pem::first_cert(&g.read("cert.pem").ok()??)?;
+                let aki = pki::summarize(&der, now).ok()?.authority_key_id?;
+                (aki.replace(':', "").to_ascii_lowercase() == ca.id).then(|| format!("{p} for {t}"))
+            })
+            .collect();
+        if !users.is_empty() {
+            return Err(StoreError::Refused(
+                format!(
+                    "CA {} still signs {} current certificate(s): {}",
+                    ca.label(false),
+                    users.len(),
+                    crate::issue::summarize_list(&users)
+                ),
+                "reissue them first with `kpki apply` (their reason is `issuer`)".into(),
+            ));
+        }
+        let mut config = self.config.clone();
+        for r in CaRole::ALL {
+            config.roles.get_mut(r).trusted.retain(|i| *i != ca.id);
+        }
+        let cpath = self.dir.join(CONFIG);
+        atomic::write(&cpath, &config_text(&config), 0o644, Existing::Replace)
+            .map_err(io_err(&cpath))?;
+        self.config = config;
+        self.record(&[Event::Retired {
+            at: now,
+            what: ca.id.clone(),
+        }])?;
+        Ok(ca)
+    }
+
+    // ----- issuances and their generations -----
+
+    fn issuance_dir(&self, profile: &str, target: &str) -> PathBuf {
+        self.dir.join("issued").join(profile).join(target)
+    }
+
+    /// Every (profile, target) the store has issued for.
+    pub fn issuances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        let issued = self.dir.join("issued");
+        for p in list_dir(&issued)? {
+            for t in list_dir(&issued.join(&p))? {
+                if issued.join(&p).join(&t).is_dir() {
+                    out.push((p.clone(), t));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The current generation of an issuance, if any.
+    pub fn current(&self, profile: &str, target: &str) -> Result<Option<Generation>, StoreError> {
+        let base = self.issuance_dir(profile, target);
+        let p = base.join(CURRENT);
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&p)(e)),
+        };
+        let n: u64 = text.trim().parse().map_err(|_| StoreError::Corrupt {
+            path: p.clone(),
+            reason: format!("'{}' is not a generation number", text.trim()),
+        })?;
+        let dir = base.join(n.to_string());
+        if !dir.is_dir() {
+            return Err(StoreError::Corrupt {
+                path: p,
+                reason: format!("it names generation {n}, which is not in the store"),
+            });
+        }
+        Ok(Some(Generation { n, dir }))
+    }
+
+    /// The generation numbers whose directories are in the store, ascending.
+    pub fn generations(&self, profile: &str, target: &str) -> Result<Vec<u64>, StoreError> {
+        let mut v: Vec<u64> = list_dir(&self.issuance_dir(profile, target))?
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// One generation by number.
+    pub fn generation(&self, profile: &str, target: &str, n: u64) -> Generation {
+        Generation {
+            n,
+            dir: self.issuance_dir(profile, target).join(n.to_string()),
+        }
+    }
+
+    /// Key pairs: earlier generations whose public keys are still published.
+    pub fn trusted_generations(
+        &self,
+        profile: &str,
+        target: &str,
+    ) -> Result<BTreeSet<u64>, StoreError> {
+        let p = self.issuance_dir(profile, target).join(TRUSTED);
+        match fs::read_to_string(&p) {
+            Ok(t) => t
+                .split_whitespace()
+                .map(|w| {
+                    w.parse().map_err(|_| StoreError::Corrupt {
+                        path: p.clone(),
+                        reason: format!("'{w}' is not a generation number"),
+                    })
+                })
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+            Err(e) => Err(io_err(&p)(e)),
+        }
+    }
+
+    /// Reads a file of the current generation, if present.
+    pub fn read_issued(
+        &self,
+        profile: &str,
+        target: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.current(profile, target)? {
+            Some(g) => g.read(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Decrypts the key of the current generation.
+    pub fn open_key(
+        &self,
+        profile: &str,
+        target: &str,
+        keyring: &Keyring,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let g = self
+            .current(profile, target)?
+            .ok_or_else(|| StoreError::MissingCa(format!("{profile} for {target}")))?;
+        let p = g.dir.join("key.pem.age");
+        let enc = fs::read(&p).map_err(io_err(&p))?;
+        Ok(keyring.decrypt(&p, &enc)?)
     }
 
     /// Encrypts a private key PEM to the store's recipients (no unlock needed).
@@ -433,143 +960,357 @@ impl Store {
         Ok(secrets::encrypt(&r, private_pem)?)
     }
 
-    /// Decrypts a sealed key of an issuance.
-    pub fn open_key(
-        &self,
-        profile: &str,
-        target: &str,
-        keyring: &Keyring,
-    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-        let p = self.issued_dir(profile, target).join("key.pem.age");
-        let enc = fs::read(&p).map_err(io_err(&p))?;
-        Ok(keyring.decrypt(&p, &enc)?)
-    }
-
-    pub fn issued_dir(&self, profile: &str, target: &str) -> PathBuf {
-        self.dir.join("issued").join(profile).join(target)
-    }
-
-    /// Reads a file of an issuance, if present.
-    pub fn read_issued(
-        &self,
-        profile: &str,
-        target: &str,
-        name: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let p = self.issued_dir(profile, target).join(name);
-        match fs::read(&p) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(&p)(e)),
-        }
-    }
-
-    /// Adds the files of one issuance to `batch`. An existing issuance is replaced only
-    /// with `force`, and then copied to `backup/<stamp>/` first (right away, so the copy
-    /// is durable before anything is replaced).
-    pub fn save_issued(
+    /// Adds a new generation of an issuance to `batch`, and the `current` pointer after
+    /// its files. An issuance that has a current generation gets a new one only with
+    /// `force` (or when the planner decided it); the old one stays. A key pair's previous
+    /// generation stays published (`trusted`) until retired: live tokens keep verifying.
+    /// The caller holds the lock and records the result in the ledger after the commit.
+    pub fn stage_generation(
         &self,
         batch: &mut atomic::Batch,
         profile: &str,
         target: &str,
         files: &[Artifact],
-        force: bool,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let rel = Path::new("issued").join(profile).join(target);
-        let abs = self.dir.join(&rel);
-        if abs.join("key.pem.age").exists() {
-            if !force {
-                return Err(StoreError::Exists {
-                    what: format!("a {profile} issuance for {target}"),
-                    path: abs,
-                });
-            }
-            let stamp = backup_stamp(now);
-            for f in files {
-                self.backup(&rel.join(f.name), &stamp)?;
-            }
+        replace: bool,
+        key_pair: bool,
+    ) -> Result<NewGeneration, StoreError> {
+        let base = self.issuance_dir(profile, target);
+        let previous = self.current(profile, target)?.map(|g| g.n);
+        if previous.is_some() && !replace {
+            return Err(StoreError::Exists {
+                what: format!("a {profile} issuance for {target}"),
+                path: base,
+            });
         }
-        atomic::create_dir_private(&abs).map_err(io_err(&abs))?;
-        // The key goes last: its presence is what marks an issuance complete.
-        let mut ordered: Vec<&Artifact> = files.iter().collect();
-        ordered.sort_by_key(|f| f.name == "key.pem.age");
-        for f in ordered {
-            let p = abs.join(f.name);
+        let n = self
+            .generations(profile, target)?
+            .into_iter()
+            .chain(previous)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let dir = base.join(n.to_string());
+        atomic::create_dir_private(&dir).map_err(io_err(&dir))?;
+        for f in files {
+            let p = dir.join(f.name);
             batch
-                .add(&p, &f.bytes, f.mode, Existing::Replace)
+                .add(&p, &f.bytes, f.mode, Existing::Refuse)
                 .map_err(io_err(&p))?;
         }
+        if let (Some(prev), true) = (previous, key_pair) {
+            let mut t = self.trusted_generations(profile, target)?;
+            t.insert(prev);
+            let p = base.join(TRUSTED);
+            batch
+                .add(&p, numbers_text(&t).as_bytes(), 0o644, Existing::Replace)
+                .map_err(io_err(&p))?;
+        }
+        let p = base.join(CURRENT);
+        batch
+            .add(&p, format!("{n}\n").as_bytes(), 0o644, Existing::Replace)
+            .map_err(io_err(&p))?;
+        Ok(NewGeneration { n, previous })
+    }
+
+    /// Stops publishing the earlier generations of a key pair (the service-account key's
+    /// old public keys). Returns the generations retired.
+    pub fn retire_key_pair(
+        &self,
+        profile: &str,
+        target: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError> {
+        let t = self.trusted_generations(profile, target)?;
+        if t.is_empty() {
+            return Ok(vec![]);
+        }
+        let p = self.issuance_dir(profile, target).join(TRUSTED);
+        fs::remove_file(&p).map_err(io_err(&p))?;
+        atomic::sync_dir(&self.issuance_dir(profile, target)).map_err(io_err(&p))?;
+        let events: Vec<Event> = t
+            .iter()
+            .map(|g| Event::Retired {
+                at: now,
+                what: format!("{profile}/{target}/{g}"),
+            })
+            .collect();
+        self.record(&events)?;
+        Ok(t.into_iter().collect())
+    }
+
+    /// Removes all but the newest `keep` generations of every issuance (the current one
+    /// and published key pair generations are always kept). Returns what was removed.
+    pub fn prune(
+        &self,
+        keep: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut gone = Vec::new();
+        for (p, t) in self.issuances()? {
+            let current = self.current(&p, &t)?.map(|g| g.n);
+            let trusted = self.trusted_generations(&p, &t)?;
+            let mut gens = self.generations(&p, &t)?;
+            gens.reverse();
+            let mut kept = 0;
+            for g in gens {
+                if Some(g) == current || trusted.contains(&g) || kept + 1 < keep.max(1) {
+                    if Some(g) != current {
+                        kept += 1;
+                    }
+                    continue;
+                }
+                gone.push((p.clone(), t.clone(), g));
+            }
+        }
+        // The ledger first: a crash then leaves files the ledger calls pruned (nothing
+        // lost), never a ledger that names files that are gone.
+        let events: Vec<Event> = gone
+            .iter()
+            .map(|(p, t, g)| Event::Pruned {
+                at: now,
+                profile: p.clone(),
+                target: t.clone(),
+                generation: *g,
+            })
+            .collect();
+        self.record(&events)?;
+        for (p, t, g) in &gone {
+            let d = self.generation(p, t, *g).dir;
+            fs::remove_dir_all(&d).map_err(io_err(&d))?;
+        }
+        Ok(gone)
+    }
+
+    // ----- the ledger -----
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.dir.join(LEDGER)
+    }
+
+    /// Appends events to the ledger (one write, one flush); the caller holds the lock.
+    pub fn record(&self, events: &[Event]) -> Result<(), StoreError> {
+        let p = self.ledger_path();
+        ledger::append(&p, events).map_err(io_err(&p))?;
         Ok(())
     }
 
-    /// Adds the ledger with `records` appended to `batch` (the ledger is rewritten
-    /// atomically, under the caller's lock; add it last so it never names an issuance
-    /// whose files are not in place).
-    pub fn append_ledger(
-        &self,
-        batch: &mut atomic::Batch,
-        records: &[Record],
-    ) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
+    /// Every event of the ledger, and a warning when its last line was torn.
+    pub fn ledger(&self) -> Result<ledger::Ledger, StoreError> {
+        let p = self.ledger_path();
+        ledger::read(&p).map_err(|e| match e {
+            ledger::ReadError::Io(source) => StoreError::Io { path: p, source },
+            ledger::ReadError::Damaged(reason) => StoreError::Corrupt { path: p, reason },
+        })
+    }
+
+    /// Compares the store's files with what the ledger replays to. Each problem is one
+    /// line; an empty list means the two agree.
+    pub fn verify(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let read = self.ledger()?;
+        let state = ledger::replay(&read.events);
+        let mut problems = Vec::new();
+        let mut on_disk = BTreeSet::new();
+        for (p, t) in self.issuances()? {
+            on_disk.insert((p.clone(), t.clone()));
+            let want = state.issuances.get(&(p.clone(), t.clone()));
+            let current = match self.current(&p, &t) {
+                Ok(c) => c.map(|g| g.n),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let Some(want) = want else {
+                problems.push(format!(
+                    "issued/{p}/{t}: in the store, but the ledger never issued it"
+                ));
+                continue;
+            };
+            if current != want.current {
+                problems.push(format!(
+                    "issued/{p}/{t}: current generation is {}, the ledger says {}",
+                    opt(current),
+                    opt(want.current)
+                ));
+            }
+            let gens: BTreeSet<u64> = self.generations(&p, &t)?.into_iter().collect();
+            for g in gens.difference(&want.kept) {
+                problems.push(format!(
+                    "issued/{p}/{t}/{g}: in the store, but not in the ledger"
+                ));
+            }
+            for g in want.kept.difference(&gens) {
+                problems.push(format!(
+                    "issued/{p}/{t}/{g}: the ledger issued it and never pruned it, but it is gone"
+                ));
+            }
+            let trusted = self.trusted_generations(&p, &t)?;
+            if trusted != want.trusted {
+                problems.push(format!(
+                    "issued/{p}/{t}: publishes generations {:?}, the ledger says {:?}",
+                    trusted, want.trusted
+                ));
+            }
+            if let Some(n) = current {
+                problems.extend(self.verify_generation(&p, &t, n, now));
+            }
         }
-        let p = self.dir.join(LEDGER);
-        let existing = match fs::read(&p) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io_err(&p)(e)),
-        };
-        batch
-            .add(
-                &p,
-                &ledger::append(&existing, records),
-                0o644,
-                Existing::Replace,
-            )
-            .map_err(io_err(&p))
+        for (p, t) in state.issuances.keys() {
+            if !on_disk.contains(&(p.clone(), t.clone()))
+                && state.issuances[&(p.clone(), t.clone())].current.is_some()
+            {
+                problems.push(format!(
+                    "issued/{p}/{t}: the ledger issued it, but it is not in the store"
+                ));
+            }
+        }
+        for r in CaRole::ALL {
+            let cfg = self.config.roles.get(r);
+            let Some(want) = state.roles.get(&r) else {
+                problems.push(format!("role {r}: the ledger created no CA for it"));
+                continue;
+            };
+            if want.signing.as_deref() != Some(cfg.signing.as_str()) {
+                problems.push(format!(
+                    "role {r}: kpki.toml signs with {}, the ledger with {}",
+                    cfg.signing,
+                    want.signing.as_deref().unwrap_or("nothing")
+                ));
+            }
+            let have: BTreeSet<String> = cfg.trusted.iter().cloned().collect();
+            if have != want.trusted {
+                problems.push(format!(
+                    "role {r}: kpki.toml trusts {:?}, the ledger {:?}",
+                    have, want.trusted
+                ));
+            }
+        }
+        for c in &self.config.ca {
+            let r = self.ca_by_id(&c.id).expect("listed");
+            match fs::read(&r.cert_path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| key_id_of(&b).map_err(|e| e.to_string()))
+            {
+                Ok(id) if id == c.id => {}
+                Ok(id) => problems.push(format!(
+                    "{}: holds the CA with key id {id}, not {}",
+                    r.cert_path.display(),
+                    c.id
+                )),
+                Err(e) => problems.push(format!("{}: {e}", r.cert_path.display())),
+            }
+            if !r.key_path.is_file() {
+                problems.push(format!("{}: missing", r.key_path.display()));
+            }
+        }
+        Ok(problems)
     }
 
-    /// Every ledger record.
-    pub fn ledger(&self) -> Result<Vec<Record>, StoreError> {
-        let p = self.dir.join(LEDGER);
-        match fs::read_to_string(&p) {
-            Ok(t) => ledger::parse(&t).map_err(|reason| StoreError::Corrupt { path: p, reason }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(io_err(&p)(e)),
+    /// The files of a current generation are there and its certificate's issuer is one
+    /// of the store's CAs.
+    fn verify_generation(&self, p: &str, t: &str, n: u64, now: OffsetDateTime) -> Vec<String> {
+        let g = self.generation(p, t, n);
+        let mut out = Vec::new();
+        let at = format!("issued/{p}/{t}/{n}");
+        if g.has("public.pem") {
+            if !g.has("key.pem.age") {
+                out.push(format!("{at}: a key pair without its key.pem.age"));
+            }
+            return out;
+        }
+        let Some(der) = g
+            .read("cert.pem")
+            .ok()
+            .flatten()
+            .and_then(|b| pki::pem::first_cert(&b))
+        else {
+            out.push(format!("{at}: no certificate (cert.pem) and no public.pem"));
+            return out;
+        };
+        match pki::summarize(&der, now) {
+            Ok(s) => {
+                let aki = s
+                    .authority_key_id
+                    .map(|a| a.replace(':', "").to_ascii_lowercase());
+                if !aki.as_deref().is_some_and(|a| self.ca_by_id(a).is_some()) {
+                    out.push(format!(
+                        "{at}: signed by {}, which is not a CA of this store",
+                        s.issuer
+                    ));
+                }
+            }
+            Err(e) => out.push(format!("{at}/cert.pem: {e}")),
+        }
+        out
+    }
+}
+
+fn opt(n: Option<u64>) -> String {
+    n.map_or("none".into(), |n| n.to_string())
+}
+
+fn numbers_text(s: &BTreeSet<u64>) -> String {
+    s.iter().map(|n| format!("{n}\n")).collect()
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut v: Vec<String> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    v.sort();
+    Ok(v)
+}
+
+fn read_ca(c: &CaRef) -> Result<String, StoreError> {
+    fs::read_to_string(&c.cert_path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => StoreError::MissingCa(format!("{} ({})", c.name, c.id)),
+        _ => io_err(&c.cert_path)(e),
+    })
+}
+
+enum ConfigRead {
+    Current(Config),
+    Old(String),
+}
+
+fn config_text(c: &Config) -> Vec<u8> {
+    format!(
+        "# kpki store. Safe to commit: every private key here is age-encrypted.\n{}",
+        toml::to_string(c).expect("config serializes")
+    )
+    .into_bytes()
+}
+
+/// Every id a role names is a listed CA, ids and names are safe path components.
+fn validate_config(c: &Config) -> Result<(), String> {
+    for e in &c.ca {
+        if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("CA id '{}' is not a hex key identifier", e.id));
+        }
+        if !["root", "kubernetes", "etcd", "front-proxy"].contains(&e.name.as_str()) {
+            return Err(format!("CA name '{}' is not one kpki makes", e.name));
         }
     }
-
-    fn write(
-        &self,
-        rel: &Path,
-        bytes: &[u8],
-        mode: u32,
-        existing: Existing,
-    ) -> Result<(), StoreError> {
-        let p = self.dir.join(rel);
-        atomic::write(&p, bytes, mode, existing).map_err(io_err(&p))
+    for r in CaRole::ALL {
+        let t = c.roles.get(r);
+        for id in std::iter::once(&t.signing).chain(&t.trusted) {
+            if !c.ca.iter().any(|e| &e.id == id) {
+                return Err(format!(
+                    "role {r} names CA '{id}', which [[ca]] does not list"
+                ));
+            }
+        }
+        if !t.trusted.contains(&t.signing) {
+            return Err(format!("role {r}: the signing CA is not in `trusted`"));
+        }
     }
-
-    /// Copies a store file to `backup/<stamp>/<rel>` (if it exists), keeping its mode.
-    fn backup(&self, rel: &Path, stamp: &str) -> Result<(), StoreError> {
-        use std::os::unix::fs::PermissionsExt;
-        let src = self.dir.join(rel);
-        let (bytes, mode) = match fs::read(&src) {
-            Ok(b) => (
-                b,
-                fs::metadata(&src)
-                    .map(|m| m.permissions().mode() & 0o777)
-                    .unwrap_or(0o600),
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_err(&src)(e)),
-        };
-        let dst = self.dir.join("backup").join(stamp).join(rel);
-        let parent = dst.parent().expect("has a parent");
-        atomic::create_dir_private(parent).map_err(io_err(parent))?;
-        atomic::write(&dst, &bytes, mode, Existing::Replace).map_err(io_err(&dst))
-    }
+    Ok(())
 }
 
 fn backup_stamp(now: OffsetDateTime) -> String {

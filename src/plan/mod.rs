@@ -1,5 +1,10 @@
 //! Planning: from a request, the inventory and the profiles to fully concrete plans of
-//! what to issue. Pure: no files, no keys, no clock (times are applied at signing).
+//! what to issue (pure: no files, no keys, no clock), and [`decide`]: for each plan, what
+//! the store holds and why it must be issued, reissued, renewed or kept.
+
+mod decide;
+
+pub use decide::{decide, held, stagger, Decision, Held, HeldCert, Reason};
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -64,6 +69,8 @@ pub struct CertContent {
     pub sans: Vec<San>,
     pub ext_key_usage: Vec<Eku>,
     pub validity: Span,
+    /// Spread notAfter (see [`stagger`]); off when the user gave the validity.
+    pub stagger: bool,
 }
 
 /// One thing to issue.
@@ -181,6 +188,7 @@ fn content(
         sans,
         ext_key_usage: spec.ext_key_usage.clone(),
         validity: o.validity.unwrap_or(spec.validity),
+        stagger: spec.stagger && o.validity.is_none(),
     }))
 }
 
@@ -261,6 +269,7 @@ pub fn plan_adhoc(p: &Profile, cn: &str, o: &Overrides) -> Result<Plan, PlanErro
             sans: o.extra_sans.clone(),
             ext_key_usage: spec.ext_key_usage.clone(),
             validity: o.validity.unwrap_or(spec.validity),
+            stagger: spec.stagger && o.validity.is_none(),
         }),
     })
 }

@@ -1,0 +1,296 @@
+//! The planner's judgement: for every certificate and key the inventory and profiles
+//! call for, what the store holds and why it must be issued, reissued or renewed, or kept.
+//! `kpki plan` prints these decisions, `kpki apply` acts on them, and rotation will
+//! order them; there is one such function so the three never disagree.
+
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+use super::Plan;
+use crate::pki::{self, CertFacts, KeyAlgorithm};
+use crate::profile::{Body, Profile, Profiles};
+use crate::store::{Store, StoreError};
+
+/// What the store holds for a plan: its current generation.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub generation: u64,
+    /// The store holds the private key (kpki made it); `false` for a certificate signed
+    /// from a node's CSR, whose key stays on the node.
+    pub has_key: bool,
+    pub cert: Option<HeldCert>,
+    /// A key pair's algorithm (from its public key).
+    pub public_key: Option<KeyAlgorithm>,
+}
+
+/// A held certificate, with the facts the planner compares.
+#[derive(Clone, Debug)]
+pub struct HeldCert {
+    pub facts: CertFacts,
+}
+
+/// Why a certificate or key is (re)issued, or kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The store has none.
+    Missing,
+    /// Its content is no longer what the profile and inventory ask for.
+    Drift(Vec<String>),
+    /// Signed by a CA that is no longer the role's signing CA.
+    Issuer {
+        held: String,
+        signing: String,
+    },
+    /// Within the profile's `renew_before` of its end.
+    Expiring {
+        not_after: OffsetDateTime,
+        renew_at: OffsetDateTime,
+    },
+    /// The user asked for a new one (`--force`).
+    Forced,
+    Ok,
+}
+
+impl Reason {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::Drift(_) => "drift",
+            Reason::Issuer { .. } => "issuer",
+            Reason::Expiring { .. } => "expiring",
+            Reason::Forced => "forced",
+            Reason::Ok => "ok",
+        }
+    }
+
+    /// Whether the decision is to issue.
+    pub fn issues(&self) -> bool {
+        !matches!(self, Reason::Ok)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("missing: the store has none"),
+            Reason::Drift(d) => write!(f, "drift: {}", d.join("; ")),
+            Reason::Issuer { held, signing } => write!(
+                f,
+                "issuer: signed by CA {held}, the role's signing CA is {signing}"
+            ),
+            Reason::Expiring {
+                not_after,
+                renew_at,
+            } => write!(
+                f,
+                "expiring: valid until {}, renewed from {}",
+                pki::rfc3339(*not_after),
+                pki::rfc3339(*renew_at)
+            ),
+            Reason::Forced => f.write_str("forced: --force"),
+            Reason::Ok => f.write_str("ok"),
+        }
+    }
+}
+
+/// One decision: the plan, what the store holds for it, and the reason.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub plan: Plan,
+    pub held: Option<Held>,
+    pub reason: Reason,
+}
+
+/// Reads what the store holds for a profile and target (its current generation).
+pub fn held(store: &Store, profile: &str, target: &str) -> Result<Option<Held>, StoreError> {
+    let Some(g) = store.current(profile, target)? else {
+        return Ok(None);
+    };
+    let cert = match g.read("cert.pem")? {
+        Some(b) => {
+            let der = pki::pem::first_cert(&b).ok_or_else(|| StoreError::Corrupt {
+                path: g.dir.join("cert.pem"),
+                reason: "no certificate in it".into(),
+            })?;
+            Some(HeldCert {
+                facts: pki::facts(&der)?,
+            })
+        }
+        None => None,
+    };
+    let public_key = g
+        .read("public.pem")?
+        .and_then(|b| pki::public_key_info(&b))
+        .and_then(|k| k.kpki_algorithm());
+    Ok(Some(Held {
+        generation: g.n,
+        has_key: g.has("key.pem.age"),
+        cert,
+        public_key,
+    }))
+}
+
+/// Decides every plan against the store (none: every plan is missing).
+pub fn decide(
+    store: Option<&Store>,
+    profiles: &Profiles,
+    plans: Vec<Plan>,
+    now: OffsetDateTime,
+) -> Result<Vec<Decision>, crate::Error> {
+    plans
+        .into_iter()
+        .map(|plan| {
+            let held = match store {
+                Some(s) => held(s, &plan.profile, &plan.target.key())?,
+                None => None,
+            };
+            let profile = profiles.get(&plan.profile)?;
+            let signing = match (&plan.cert, store) {
+                (Some(c), Some(s)) => Some(s.ca_id(c.ca).to_owned()),
+                _ => None,
+            };
+            let reason = judge(&plan, held.as_ref(), profile, signing.as_deref(), now);
+            Ok(Decision { plan, held, reason })
+        })
+        .collect()
+}
+
+/// The judgement itself, pure: what the plan asks, what is held, which CA signs now.
+pub fn judge(
+    plan: &Plan,
+    held: Option<&Held>,
+    profile: &Profile,
+    signing: Option<&str>,
+    now: OffsetDateTime,
+) -> Reason {
+    let Some(held) = held else {
+        return Reason::Missing;
+    };
+    let Some(want) = &plan.cert else {
+        // A key pair: only its algorithm can drift; it does not expire.
+        return match (held.public_key, &profile.body) {
+            (Some(have), Body::KeyPair { .. }) if have != plan.key => {
+                Reason::Drift(vec![format!("key {} → {}", have.name(), plan.key.name())])
+            }
+            (None, _) => Reason::Drift(vec!["no public key in the store".into()]),
+            _ => Reason::Ok,
+        };
+    };
+    let Some(cert) = &held.cert else {
+        return Reason::Drift(vec!["a key pair where a certificate belongs".into()]);
+    };
+    let f = &cert.facts;
+    let mut diff = Vec::new();
+    if f.cn != [want.cn.clone()] {
+        diff.push(format!("CN {} → {}", f.cn.join(","), want.cn));
+    }
+    let (mut have_o, mut want_o) = (f.o.clone(), want.o.clone());
+    have_o.sort();
+    want_o.sort();
+    if have_o != want_o {
+        diff.push(format!("O [{}] → [{}]", have_o.join(","), want_o.join(",")));
+    }
+    let want_sans: Vec<String> = want.sans.iter().map(|s| s.to_string()).collect();
+    for s in &want_sans {
+        if !f.sans.contains(s) {
+            diff.push(format!("SAN {s} added"));
+        }
+    }
+    for s in &f.sans {
+        if !want_sans.contains(s) {
+            diff.push(format!("SAN {s} removed"));
+        }
+    }
+    let want_eku: Vec<String> = want.ext_key_usage.iter().map(|e| e.to_string()).collect();
+    let (mut he, mut we) = (f.ext_key_usage.clone(), want_eku);
+    he.sort();
+    we.sort();
+    if he != we {
+        diff.push(format!("EKU [{}] → [{}]", he.join(","), we.join(",")));
+    }
+    // A CSR-signed certificate's key is the node's choice.
+    if held.has_key {
+        match f.key.kpki_algorithm() {
+            Some(a) if a == plan.key => {}
+            Some(a) => diff.push(format!("key {} → {}", a.name(), plan.key.name())),
+            None => diff.push(format!("key {} → {}", f.key.algorithm, plan.key.name())),
+        }
+    }
+    if !diff.is_empty() {
+        return Reason::Drift(diff);
+    }
+    if let Some(signing) = signing {
+        if f.issuer_key_id.as_deref() != Some(signing) {
+            return Reason::Issuer {
+                held: short(f.issuer_key_id.as_deref().unwrap_or("unknown")),
+                signing: short(signing),
+            };
+        }
+    }
+    let lifetime = f.not_after - f.not_before;
+    let renew_before = match profile.cert_spec().and_then(|s| s.renew_before) {
+        Some(rb) => rb.duration().min(lifetime),
+        // As cert-manager does: one third of the lifetime.
+        None => lifetime / 3,
+    };
+    let renew_at = f.not_after - renew_before;
+    if now >= renew_at {
+        return Reason::Expiring {
+            not_after: f.not_after,
+            renew_at,
+        };
+    }
+    Reason::Ok
+}
+
+fn short(id: &str) -> String {
+    id[..id.len().min(8)].to_owned()
+}
+
+/// How much earlier than `validity` a leaf for this profile and target ends: a fixed
+/// share of up to a tenth of the lifetime, derived from the names alone, so a cluster
+/// issued in one night spreads its expiries over weeks, and the same certificate issued
+/// again lands on the same day.
+pub fn stagger(profile: &str, target: &str, validity: Duration) -> Duration {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{profile}\0{target}").as_bytes(),
+    );
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    let tenth = validity.whole_seconds().max(0) / 10;
+    if tenth == 0 {
+        return Duration::ZERO;
+    }
+    Duration::seconds((u64::from_be_bytes(b) % tenth as u64) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stagger_is_stable_bounded_and_spread() {
+        let y = Duration::days(365);
+        let a = stagger("kubelet", "worker01", y);
+        assert_eq!(a, stagger("kubelet", "worker01", y));
+        let mut days: Vec<i64> = ["etcd01", "etcd02", "etcd03", "master01", "worker01"]
+            .iter()
+            .flat_map(|t| ["kubelet", "etcd-peer", "kube-proxy"].map(|p| (p, *t)))
+            .map(|(p, t)| {
+                let s = stagger(p, t, y);
+                assert!(s >= Duration::ZERO && s < Duration::days(37));
+                s.whole_days()
+            })
+            .collect();
+        days.sort();
+        days.dedup();
+        assert!(
+            days.len() >= 10,
+            "15 certificates spread over {} days",
+            days.len()
+        );
+        assert_eq!(stagger("p", "t", Duration::seconds(5)), Duration::ZERO);
+    }
+}
