@@ -448,7 +448,6 @@ fn record_for(
 
 /// Writes a profile's files for installation into `<out>/<target>/`: the certificate
 /// (with the CA appended when the profile says so), the key (0600) and the CA.
-#[allow(clippy::too_many_arguments)]
 ///
 /// The files are verified as they will be written (the key is the certificate's, the
 /// certificate chains to the CA file, SANs and usages are the plan's) before any is;

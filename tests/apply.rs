@@ -90,7 +90,7 @@ fn first_apply_initialises_issues_and_stages_every_node() {
 
     // A staged certificate is the store's, with the CA appended where the profile says.
     let stored =
-        std::fs::read_to_string(env.store().join("issued/etcd-peer/etcd02/cert.pem")).unwrap();
+        std::fs::read_to_string(env.store().join("issued/etcd-peer/etcd02/1/cert.pem")).unwrap();
     let staged = std::fs::read_to_string(out.join("etcd02/etc/ssl/etcd/etcd.crt")).unwrap();
     assert!(staged.starts_with(&stored) && staged.matches("BEGIN CERTIFICATE").count() == 2);
     let (ok, msg) = support::openssl(&[
@@ -143,9 +143,17 @@ fn first_apply_initialises_issues_and_stages_every_node() {
         "an unchanged key is not rewritten"
     );
     let plan = env.ok(&["plan", "--out", out_s]);
-    assert_eq!(plan.lines().count(), 1, "nothing to do: {plan}");
+    // Every decision is "keep", with its reason; no staged file would change.
+    let lines: Vec<&str> = plan.lines().collect();
+    assert_eq!(lines.len(), 36, "{plan}");
     assert!(
-        plan.starts_with("plan: 0 to issue; staged files in "),
+        lines[..35]
+            .iter()
+            .all(|l| l.starts_with("keep  ") && l.contains(": ok")),
+        "{plan}"
+    );
+    assert!(
+        lines[35].starts_with("plan: 0 to issue, 35 to keep; staged files in "),
         "{plan}"
     );
     assert!(plan.trim_end().ends_with(": 162 unchanged"), "{plan}");

@@ -291,9 +291,8 @@ fn leaf_never_outlives_its_ca() {
         "etcd01",
         "--clamp",
     ]);
-    let ca = std::fs::read_to_string(env.store().join("ca/root/ca.crt")).unwrap();
-    let leaf =
-        std::fs::read_to_string(env.store().join("issued/etcd-peer/etcd01/cert.pem")).unwrap();
+    let ca = std::fs::read_to_string(env.ca_cert("root")).unwrap();
+    let leaf = std::fs::read_to_string(env.issued("etcd-peer", "etcd01").join("cert.pem")).unwrap();
     let end = |pem: &str| {
         let p = env.path().join("x.pem");
         std::fs::write(&p, pem).unwrap();
@@ -303,7 +302,7 @@ fn leaf_never_outlives_its_ca() {
 }
 
 #[test]
-fn force_replaces_with_a_backup() {
+fn force_issues_a_new_generation_and_keeps_the_old() {
     let env = TestEnv::new();
     env.init();
     env.ok(&[
@@ -315,7 +314,7 @@ fn force_replaces_with_a_backup() {
         "--out",
         "out",
     ]);
-    let old_key = std::fs::read(env.store().join("issued/etcd-peer/etcd01/key.pem.age")).unwrap();
+    let old_key = std::fs::read(env.issued("etcd-peer", "etcd01").join("key.pem.age")).unwrap();
     let old_out = std::fs::read(env.path().join("out/etcd01/etcd.key")).unwrap();
     // Without --force: refused, exit 2, nothing changed.
     let before = snapshot(env.path());
@@ -346,13 +345,12 @@ fn force_replaces_with_a_backup() {
         "out",
         "--force",
     ]);
-    let backups: Vec<_> = walkdir::WalkDir::new(env.store().join("backup"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name() == "key.pem.age")
-        .collect();
-    assert_eq!(backups.len(), 1);
-    assert_eq!(std::fs::read(backups[0].path()).unwrap(), old_key);
+    // The new generation is current; the old one stays in the store, untouched.
+    assert!(env.issued("etcd-peer", "etcd01").ends_with("etcd01/2"));
+    assert_eq!(
+        std::fs::read(env.store().join("issued/etcd-peer/etcd01/1/key.pem.age")).unwrap(),
+        old_key
+    );
     let baks: Vec<_> = std::fs::read_dir(env.path().join("out/etcd01"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -364,7 +362,11 @@ fn force_replaces_with_a_backup() {
     assert_eq!(baks.len(), 1);
     assert_eq!(std::fs::read(baks[0].path()).unwrap(), old_out);
     let ledger = std::fs::read_to_string(env.store().join("ledger.jsonl")).unwrap();
-    assert_eq!(ledger.lines().count(), 2);
+    let events: Vec<&str> = ledger
+        .lines()
+        .map(|l| l.split('"').nth(3).unwrap())
+        .collect();
+    assert_eq!(events, ["ca-created", "issued", "superseded", "issued"]);
     // init over an existing store is refused, and --force keeps the old CA.
     let err = env.fails(&["init"], 2);
     assert!(err.contains("a kpki store already exists at pki"), "{err}");

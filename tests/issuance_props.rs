@@ -121,7 +121,7 @@ fn every_cluster_certificate_respects_the_ca() {
     env.ok(&["init", "--validity", "2y"]);
     env.ok(&["issue", "--all"]);
     let now = OffsetDateTime::now_utc();
-    let ca_pem = std::fs::read(env.store().join("ca/root/ca.crt")).unwrap();
+    let ca_pem = std::fs::read(env.ca_cert("root")).unwrap();
     let ca_der = match pki::pem::objects(&ca_pem).unwrap().remove(0) {
         pki::pem::Object::Certificate(d) => d,
         _ => panic!("CA file"),

@@ -92,7 +92,7 @@ fn signs_an_openssl_csr_for_its_node() {
     );
     let cert = env.path().join("etcd01.crt");
     std::fs::write(&cert, &pem).unwrap();
-    let ca = env.store().join("ca/root/ca.crt");
+    let ca = env.ca_cert("root");
     let (ok, out) = openssl(&[
         "verify",
         "-CAfile",

@@ -187,7 +187,7 @@ pub struct CertSpec {
 /// What a profile produces.
 #[derive(Clone, Debug)]
 pub enum Body {
-    Certificate(CertSpec),
+    Certificate(Box<CertSpec>),
     /// A bare key pair, such as the service-account signing key.
     KeyPair {
         public: InstallFile,
@@ -341,7 +341,7 @@ impl Profile {
                         return Err(err(s.span().start, format!("'{}' names the node, but the profile is issued once for the cluster", s.get_ref()), "use scope = \"node\", or drop the {node.*} placeholder"));
                     }
                 }
-                Body::Certificate(CertSpec {
+                Body::Certificate(Box::new(CertSpec {
                     ca,
                     validity,
                     cn,
@@ -353,7 +353,7 @@ impl Profile {
                     append_ca: raw.append_ca,
                     renew_before: raw.renew_before,
                     stagger: raw.stagger,
-                })
+                }))
             }
             Kind::KeyPair => {
                 let Some(public) = install.public else {

@@ -561,7 +561,7 @@ impl Store {
         match Store::read_config(dir)? {
             ConfigRead::Current(config) => Ok(Store {
                 dir: dir.into(),
-                config,
+                config: *config,
             }),
             ConfigRead::Old(_) => {
                 let _lock = lock::acquire(&dir.join(".lock"))
@@ -585,7 +585,7 @@ impl Store {
         };
         Ok(Store {
             dir: dir.into(),
-            config,
+            config: *config,
         })
     }
 
@@ -613,7 +613,7 @@ impl Store {
                 let config: Config =
                     toml::from_str(&text).map_err(|e| corrupt(e.message().into()))?;
                 validate_config(&config).map_err(corrupt)?;
-                Ok(ConfigRead::Current(config))
+                Ok(ConfigRead::Current(Box::new(config)))
             }
             Ok(found) if found > FORMAT => Err(StoreError::TooNew { path, found }),
             _ => Err(corrupt(format!("unknown store format {format}"))),
@@ -1232,7 +1232,7 @@ impl Store {
                 let aki = s
                     .authority_key_id
                     .map(|a| a.replace(':', "").to_ascii_lowercase());
-                if !aki.as_deref().is_some_and(|a| self.ca_by_id(a).is_some()) {
+                if aki.as_deref().is_none_or(|a| self.ca_by_id(a).is_none()) {
                     out.push(format!(
                         "{at}: signed by {}, which is not a CA of this store",
                         s.issuer
@@ -1275,7 +1275,7 @@ fn read_ca(c: &CaRef) -> Result<String, StoreError> {
 }
 
 enum ConfigRead {
-    Current(Config),
+    Current(Box<Config>),
     Old(String),
 }
 

@@ -73,6 +73,28 @@ impl TestEnv {
         err
     }
 
+    /// The certificate of the store's CA `name` (`root`, `etcd`, …) when it has one
+    /// generation: `pki/ca/<name>/<key id>/ca.crt`.
+    pub fn ca_cert(&self, name: &str) -> PathBuf {
+        let dir = self.store().join("ca").join(name);
+        let gens: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join("ca.crt").is_file())
+            .collect();
+        assert_eq!(gens.len(), 1, "one generation of CA {name}: {gens:?}");
+        gens[0].join("ca.crt")
+    }
+
+    /// The current generation of an issuance: `pki/issued/<profile>/<target>/<n>/`.
+    pub fn issued(&self, profile: &str, target: &str) -> PathBuf {
+        let base = self.store().join("issued").join(profile).join(target);
+        let n = std::fs::read_to_string(base.join("current"))
+            .unwrap_or_else(|e| panic!("{}/current: {e}", base.display()));
+        base.join(n.trim())
+    }
+
     /// A fresh store with the single root CA.
     pub fn init(&self) -> &Self {
         self.ok(&["init"]);
