@@ -51,7 +51,7 @@ impl PolicyError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             PolicyError::LeafOutlivesCa { .. } => "shorten it with --validity, pass --clamp to end it with the CA, or rotate the CA first".into(),
-            PolicyError::AlreadyIssued(_) => "pass --force to replace (the old files go to the store's backup/), or use `kpki apply` to issue only what is missing".into(),
+            PolicyError::AlreadyIssued(_) => "pass --force for a new generation (the current one stays in the store), or use `kpki apply`, which reissues only what `kpki plan` says".into(),
             PolicyError::CsrRequestsCa => "make the CSR without a CA:TRUE basicConstraints extension".into(),
             PolicyError::CsrSanNotAllowed { .. } => "make the CSR with the node's own names, or allow a name explicitly with --san".into(),
             PolicyError::OutputExists(_) => "pass --force to replace it (the old file is kept as <name>.<time>.bak), or choose another --out".into(),

@@ -16,12 +16,13 @@ KPKI_PROFILES    a directory of profiles adding to or overriding the built-in on
 XDG_CONFIG_HOME  the default identity is $XDG_CONFIG_HOME/kpki/identity.txt (~/.config/kpki/identity.txt)";
 
 const FILES: &str = "\
-pki/kpki.toml                     the store's settings: recipients, which CA signs which role
-pki/ca/<ca>/ca.crt, ca.key.age    each CA; the key age-encrypted
-pki/issued/<profile>/<target>/    cert.pem and key.pem.age of each issuance
-pki/ledger.jsonl                  one JSON line per issuance: serial, profile, node, SANs, validity, SHA-256
-pki/backup/<time>/                what --force replaced
-pki/profiles/                     the store's own profiles, when present";
+pki/kpki.toml                          recipients, the CAs, per CA role the signing and trusted CAs
+pki/ca/<name>/<key id>/                ca.crt and ca.key.age of each CA generation; the key age-encrypted
+pki/issued/<profile>/<target>/current  the current generation's number
+pki/issued/<profile>/<target>/<n>/     generation n: cert.pem and key.pem.age (or public.pem and key.pem.age)
+pki/ledger.jsonl                       append-only events: ca-created, issued, superseded, retired, pruned, migrated
+pki/backup/<time>-format-1/            the store before its migration from kpki 0.1
+pki/profiles/                          the store's own profiles, when present";
 
 fn escape(s: &str) -> String {
     s.lines()

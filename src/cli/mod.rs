@@ -176,7 +176,8 @@ pub struct Selector {
 Exit status:
   0  issued
   1  bad input (unknown profile or node, invalid inventory, no store, wrong identity)
-  2  refused: already issued (pass --force; the old files go to backup/), role mismatch, or the leaf would outlive its CA")]
+  2  refused: already issued (pass --force for a new generation), role mismatch, or the leaf
+     would outlive its CA; or what it would write fails verification (nothing is written)")]
 pub struct IssueArgs {
     /// The profile to issue (`kpki profiles list`); with --all and no profile, every profile.
     #[arg(
@@ -200,7 +201,10 @@ pub struct IssueArgs {
     /// Key algorithm instead of the profile's: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096.
     #[arg(long, value_name = "ALG")]
     pub algorithm: Option<String>,
-    /// Replace existing certificates and keys (the old ones are backed up).
+    /// Issue a new generation where one exists (the current one stays in the store).
+    ///
+    /// With --all and no --profile, the service-account key pair is left alone: a new one
+    /// is rolled only when named (--profile service-account).
     #[arg(long)]
     pub force: bool,
     /// End a certificate with its CA instead of refusing one that would outlive it.

@@ -17,7 +17,6 @@ pub(super) fn run(
         key: a.algorithm.as_deref().map(parse_alg).transpose()?,
         extra_sans: parse_sans(&a.san)?,
     };
-    let store = Store::open(&g.store, now)?;
     let profiles = profiles(g)?;
     let sel = &a.selector;
     if sel.cn.is_none() && !a.san.is_empty() && sel.all {
@@ -55,7 +54,7 @@ pub(super) fn run(
             "check the profile's roles (`kpki profiles show NAME`) and the nodes' roles",
         ));
     }
-    let _lock = store.lock()?;
+    let (store, _lock) = Store::lock_open(&g.store, now)?;
     // Decided under the lock: what the store holds cannot change underneath.
     let named_key_pair = a.profile.is_some();
     let mut requests = Vec::new();

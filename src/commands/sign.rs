@@ -89,7 +89,6 @@ pub(super) fn sign(
 ) -> Result<()> {
     let der = read_csr(&a.csr)?;
     let info = pki::parse_csr(&der)?;
-    let store = Store::open(&g.store, now)?;
     let profiles = profiles(g)?;
     let prof = profiles.get(&a.profile)?;
     if prof.cert_spec().is_none() {
@@ -125,7 +124,7 @@ pub(super) fn sign(
             ))
         }
     };
-    let _lock = store.lock()?;
+    let (store, _lock) = Store::lock_open(&g.store, now)?;
     let keyring = unlock(g, &store)?;
     let opts = Options {
         force: a.force,

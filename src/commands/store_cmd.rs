@@ -166,8 +166,7 @@ pub(super) fn run(
     now: OffsetDateTime,
     p: &mut Printer,
 ) -> Result<()> {
-    let mut store = Store::open(&g.store, now)?;
-    let _lock = store.lock()?;
+    let (mut store, _lock) = Store::lock_open(&g.store, now)?;
     match c {
         StoreCommand::Verify => {
             let read = store.ledger()?;

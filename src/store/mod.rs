@@ -11,7 +11,7 @@
 //!                                          key.pem.age (a key pair)
 //! <store>/issued/<profile>/<target>/trusted  key pairs: earlier generations still published
 //! <store>/ledger.jsonl                     append-only history, one JSON event per line
-//! <store>/backup/<time>/…                  what a migration replaced
+//! <store>/backup/<time>-format-1/…         the store before its migration from format 1
 //! ```
 //! Nothing secret lies in clear here, so the directory can be committed to git.
 //!
@@ -344,8 +344,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(Store, StoreLock, Option<InitReport>), StoreError> {
         if Store::exists(dir) {
-            let store = Store::open(dir, now)?;
-            let lock = store.lock()?;
+            let (store, lock) = Store::lock_open(dir, now)?;
             return Ok((store, lock, None));
         }
         atomic::create_dir_private(dir).map_err(io_err(dir))?;
@@ -620,9 +619,16 @@ impl Store {
         }
     }
 
-    /// Takes the store lock for the rest of the command.
-    pub fn lock(&self) -> Result<StoreLock, StoreError> {
-        lock::acquire(&self.dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))
+    /// Takes the store lock, then reads the store: everything the command decides from
+    /// it is what the store holds while the lock is held (another kpki's `init --force`
+    /// cannot change the signing CA between the read and the decision).
+    pub fn lock_open(dir: &Path, now: OffsetDateTime) -> Result<(Store, StoreLock), StoreError> {
+        if !Store::exists(dir) {
+            return Err(StoreError::NotAStore(dir.into()));
+        }
+        let lock =
+            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        Ok((Store::open_locked(dir, now)?, lock))
     }
 
     pub fn is_passphrase(&self) -> bool {
