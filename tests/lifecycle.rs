@@ -661,3 +661,133 @@ fn random_sequences_of_commands_never_leave_a_broken_tree() {
         }
     }
 }
+
+#[test]
+fn two_first_inits_at_once_make_one_ca_and_the_second_is_refused() {
+    let env = TestEnv::new();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            env.kpki()
+                .args(["init"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [0, 2], "one creates the store, the other finds it");
+    assert_eq!(count(&ledger(&env), "ca-created", None), 1);
+    env.ca_cert("root");
+}
+
+#[test]
+fn store_verify_finds_what_does_not_match_the_ledger() {
+    let env = TestEnv::new();
+    apply_clean(&env, &support::example_inventory());
+    env.ok(&[
+        "issue",
+        "--force",
+        "--profile",
+        "etcd-peer",
+        "--node",
+        "etcd01",
+    ]);
+    let base = env.store().join("issued/etcd-peer/etcd01");
+    // A generation removed by hand, and a pointer moved by hand.
+    std::fs::remove_dir_all(base.join("1")).unwrap();
+    std::fs::create_dir(env.store().join("issued/kubelet/worker01/7")).unwrap();
+    std::fs::write(env.store().join("issued/kubelet/worker01/current"), "7\n").unwrap();
+    let o = env.run(&["store", "verify"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(
+            "issued/etcd-peer/etcd01/1: the ledger issued it and never pruned it, but it is gone"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("issued/kubelet/worker01: current generation is 7, the ledger says 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("issued/kubelet/worker01/7: in the store, but not in the ledger"),
+        "{out}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the store and its ledger disagree in"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_json_gives_each_decision_its_reason() {
+    let env = TestEnv::new();
+    let inv = own_inventory(&env);
+    let inv_s = inv.to_str().unwrap();
+    apply_clean(&env, &inv);
+    let text = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace("\"192.168.0.1\"", "\"192.168.0.11\"");
+    std::fs::write(&inv, text).unwrap();
+    env.ok(&["init", "--force"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["-i", inv_s, "plan", "--out", "staged", "--json"])).unwrap();
+    let decisions = v["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 35);
+    let of = |p: &str, t: &str| {
+        decisions
+            .iter()
+            .find(|d| d["profile"] == p && d["target"] == t)
+            .unwrap()
+    };
+    // Drift is named before the CA change: both would reissue it.
+    let peer = of("etcd-peer", "etcd01");
+    assert_eq!(
+        (peer["action"].as_str(), peer["reason"].as_str()),
+        (Some("issue"), Some("drift"))
+    );
+    assert!(peer["detail"]
+        .as_str()
+        .unwrap()
+        .contains("SAN IP:192.168.0.11 added"));
+    assert_eq!(of("etcd-peer", "etcd02")["reason"], "issuer");
+    let sa = of("service-account", "cluster");
+    assert_eq!(
+        (sa["action"].as_str(), sa["reason"].as_str()),
+        (Some("keep"), Some("ok"))
+    );
+    assert_eq!(sa["generation"], 1);
+    // Nothing was issued or staged by plan.
+    assert_eq!(count(&ledger(&env), "issued", None), 35);
+}
+
+#[test]
+fn a_profile_that_renews_after_it_ends_is_refused_at_load() {
+    let env = TestEnv::new();
+    env.init();
+    let dir = env.store().join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/etcd-peer.toml"),
+    )
+    .unwrap()
+    .replace(
+        "validity = \"1y\"",
+        "validity = \"30d\"\nrenew_before = \"30d\"",
+    );
+    std::fs::write(dir.join("etcd-peer.toml"), text).unwrap();
+    let err = env.fails(&["plan", "--out", "staged"], 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("etcd-peer.toml"), "{err}");
+    assert!(
+        err.contains("renew_before \"30d\" is not shorter than validity \"30d\""),
+        "{err}"
+    );
+}

@@ -269,6 +269,133 @@ pub fn stagger(profile: &str, target: &str, validity: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::{KeyInfo, San};
+    use crate::plan::{CertContent, Target};
+    use crate::profile::{CaRole, Eku};
+
+    fn plan() -> Plan {
+        Plan {
+            profile: "etcd-peer".into(),
+            target: Target::Adhoc("etcd01".into()),
+            key: KeyAlgorithm::EcdsaP256,
+            cert: Some(CertContent {
+                ca: CaRole::Etcd,
+                cn: "etcd01.example.com".into(),
+                o: vec![],
+                sans: vec![
+                    San::parse("10.0.0.1").unwrap(),
+                    San::parse("etcd01").unwrap(),
+                ],
+                ext_key_usage: vec![Eku::ServerAuth, Eku::ClientAuth],
+                validity: "1y".parse().unwrap(),
+                stagger: true,
+            }),
+        }
+    }
+
+    fn held(not_before: OffsetDateTime, days: i64) -> Held {
+        Held {
+            generation: 3,
+            has_key: true,
+            public_key: None,
+            cert: Some(HeldCert {
+                facts: CertFacts {
+                    cn: vec!["etcd01.example.com".into()],
+                    o: vec![],
+                    sans: vec!["IP:10.0.0.1".into(), "DNS:etcd01".into()],
+                    ext_key_usage: vec!["clientAuth".into(), "serverAuth".into()],
+                    key: KeyInfo {
+                        algorithm: "ECDSA P-256".into(),
+                        bits: 256,
+                    },
+                    spki: vec![],
+                    issuer_key_id: Some("aaaa1111".into()),
+                    serial: "01".into(),
+                    not_before,
+                    not_after: not_before + Duration::days(days),
+                },
+            }),
+        }
+    }
+
+    fn profile() -> Profile {
+        Profiles::builtin().get("etcd-peer").unwrap().clone()
+    }
+
+    const T0: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+
+    #[test]
+    fn missing_ok_and_expiring_at_the_last_third() {
+        let (p, prof) = (plan(), profile());
+        assert_eq!(
+            judge(&p, None, &prof, Some("aaaa1111"), T0),
+            Reason::Missing
+        );
+        let h = held(T0, 300);
+        let day = |d: i64| T0 + Duration::days(d);
+        assert_eq!(
+            judge(&p, Some(&h), &prof, Some("aaaa1111"), day(199)),
+            Reason::Ok
+        );
+        assert_eq!(
+            judge(&p, Some(&h), &prof, Some("aaaa1111"), day(200)),
+            Reason::Expiring {
+                not_after: day(300),
+                renew_at: day(200)
+            }
+        );
+        // A profile's renew_before wins over the third.
+        let mut prof30 = prof.clone();
+        if let Body::Certificate(spec) = &mut prof30.body {
+            spec.renew_before = Some("30d".parse().unwrap());
+        }
+        assert_eq!(
+            judge(&p, Some(&h), &prof30, Some("aaaa1111"), day(269)),
+            Reason::Ok
+        );
+        assert!(matches!(
+            judge(&p, Some(&h), &prof30, Some("aaaa1111"), day(270)),
+            Reason::Expiring { .. }
+        ));
+    }
+
+    #[test]
+    fn drift_names_the_difference_and_comes_before_issuer() {
+        let (mut p, prof) = (plan(), profile());
+        let h = held(T0, 300);
+        if let Some(c) = &mut p.cert {
+            c.sans[0] = San::parse("10.0.0.7").unwrap();
+        }
+        assert_eq!(
+            judge(&p, Some(&h), &prof, Some("bbbb2222"), T0),
+            Reason::Drift(vec![
+                "SAN IP:10.0.0.7 added".into(),
+                "SAN IP:10.0.0.1 removed".into()
+            ])
+        );
+        p.key = KeyAlgorithm::EcdsaP384;
+        p.cert.as_mut().unwrap().sans = plan().cert.unwrap().sans;
+        assert_eq!(
+            judge(&p, Some(&h), &prof, Some("aaaa1111"), T0),
+            Reason::Drift(vec!["key ecdsa-p256 → ecdsa-p384".into()])
+        );
+        // A CSR-signed certificate's key is the node's choice: no key drift.
+        let mut csr = h.clone();
+        csr.has_key = false;
+        assert_eq!(
+            judge(&p, Some(&csr), &prof, Some("aaaa1111"), T0),
+            Reason::Ok
+        );
+        // Signed by a CA that no longer signs for the role.
+        let p = plan();
+        assert_eq!(
+            judge(&p, Some(&h), &prof, Some("bbbb2222cccc"), T0),
+            Reason::Issuer {
+                held: "aaaa1111".into(),
+                signing: "bbbb2222".into()
+            }
+        );
+    }
 
     #[test]
     fn stagger_is_stable_bounded_and_spread() {
