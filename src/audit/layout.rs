@@ -215,6 +215,13 @@ pub fn expectations(
                         under(root, install)
                     }
                 };
+                // Keys a staged tree's manifest lists as `on-node` (signed from the
+                // node's CSR) are on the node, not in the tree: not expected here.
+                let on_node = if flat {
+                    vec![]
+                } else {
+                    crate::stage::on_node_paths(root)
+                };
                 for p in profiles.iter().filter(|p| p.applies_to(&n.roles)) {
                     let plans = match p.scope {
                         Scope::Node => plan::plan_profile(
@@ -231,13 +238,16 @@ pub fn expectations(
                     };
                     for plan in plans {
                         debug_assert!(matches!(plan.target, Target::Node(_) | Target::Cluster));
-                        let key = place(&p.key_file.path);
-                        out.push(Expected {
-                            path: key.clone(),
-                            node: Some(node.clone()),
-                            profile: Some(p.name.clone()),
-                            file: ExpectedFile::Key,
-                        });
+                        let key =
+                            (!on_node.contains(&p.key_file.path)).then(|| place(&p.key_file.path));
+                        if let Some(key) = &key {
+                            out.push(Expected {
+                                path: key.clone(),
+                                node: Some(node.clone()),
+                                profile: Some(p.name.clone()),
+                                file: ExpectedFile::Key,
+                            });
+                        }
                         match (&p.body, &plan.cert) {
                             (Body::Certificate(spec), Some(c)) => {
                                 out.push(Expected {
@@ -249,7 +259,7 @@ pub fn expectations(
                                         sans: c.sans.clone(),
                                         ext_key_usage: c.ext_key_usage.clone(),
                                         ca: ca_name(p),
-                                        key: Some(key),
+                                        key,
                                     },
                                 });
                                 out.push(Expected {

@@ -172,18 +172,7 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
         }
         references += refs::scan(root).references.len();
         // Keys the manifest says stay on the node are checked there (`--root /`).
-        let on_node: Vec<String> = stage::read_manifest(root)
-            .ok()
-            .flatten()
-            .map(|m| {
-                m.files
-                    .into_iter()
-                    .filter(|e| e.kind == FileKind::OnNode)
-                    .map(|e| e.path)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for f in check::on_node_present(check::check(root, now), &on_node) {
+        for f in check::on_node_present(check::check(root, now), &stage::on_node_paths(root)) {
             problems += 1;
             p.data(format!("{name}: {f}"))?;
         }

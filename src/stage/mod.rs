@@ -297,6 +297,22 @@ fn manifest_file(m: &Manifest) -> StagedFile {
     }
 }
 
+/// The install paths the manifest of the tree at `root` lists as `on-node` (keys that stay
+/// on their node); none when there is no readable manifest.
+pub fn on_node_paths(root: &Path) -> Vec<String> {
+    read_manifest(root)
+        .ok()
+        .flatten()
+        .map(|m| {
+            m.files
+                .into_iter()
+                .filter(|e| e.kind == FileKind::OnNode)
+                .map(|e| e.path)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads the manifest of the tree at `root`, if there is one.
 pub fn read_manifest(root: &Path) -> Result<Option<Manifest>, StageError> {
     let path = target(root, MANIFEST)?;
