@@ -46,6 +46,24 @@ fn pem_blocks(path: &Path) -> usize {
         .count()
 }
 
+/// Starts `n` kpki processes with the same arguments at once and waits for them all.
+fn at_once(env: &TestEnv, n: usize, args: &[&str]) -> Vec<std::process::Output> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            env.kpki()
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
 fn verify_chain(ca: &Path, cert: &Path) {
     let (ok, out) = openssl(&[
         "verify",
@@ -444,18 +462,7 @@ fn the_ledger_is_appended_never_rewritten_and_survives_a_torn_line() {
 #[test]
 fn eight_first_applies_at_once_make_one_ca_and_a_complete_ledger() {
     let env = TestEnv::new();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            env.kpki()
-                .args(["apply", "--out", "staged"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for c in children {
-        let o = c.wait_with_output().unwrap();
+    for o in at_once(&env, 8, &["apply", "--out", "staged"]) {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let events = ledger(&env);
@@ -679,19 +686,9 @@ fn random_sequences_of_commands_never_leave_a_broken_tree() {
 #[test]
 fn two_first_inits_at_once_make_one_ca_and_the_second_is_refused() {
     let env = TestEnv::new();
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            env.kpki()
-                .args(["init"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut codes: Vec<i32> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+    let mut codes: Vec<i32> = at_once(&env, 2, &["init"])
+        .iter()
+        .map(|o| o.status.code().unwrap())
         .collect();
     codes.sort();
     assert_eq!(codes, [0, 2], "one creates the store, the other finds it");

@@ -20,6 +20,7 @@ use x509_parser::prelude::*;
 
 use super::refs::{self, RefKind, Reference, Usage};
 use super::tree::{DiskTree, TreeFiles};
+use crate::pki::verify::issued_by;
 
 /// One problem with what a config references.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -225,10 +226,6 @@ fn eku_names(x: &X509Certificate<'_>) -> String {
             }
         }
     }
-}
-
-fn issued_by(leaf: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
-    leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// Checks the node tree at `root` (a staged `DIR/<node>` or an installed `/`). `now`
