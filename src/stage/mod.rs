@@ -23,6 +23,10 @@ use zeroize::Zeroizing;
 
 use crate::store::atomic::{self, Existing};
 
+mod desired;
+
+pub use desired::{config_file, desired, verify, Notes, Source, Trees};
+
 /// Where the manifest is installed on the node (and so where it sits in the tree).
 pub const MANIFEST: &str = "/var/lib/kpki/manifest.json";
 const FORMAT: u32 = 1;
