@@ -802,3 +802,32 @@ fn a_profile_that_renews_after_it_ends_is_refused_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn init_force_keeps_the_store_s_ca_model() {
+    let env = TestEnv::new();
+    env.ok(&["init", "--ca-model", "kubeadm"]);
+    let out = env.ok(&["init", "--force"]);
+    for ca in ["kubernetes", "etcd", "front-proxy"] {
+        assert!(out.contains(&format!("created CA '{ca}'")), "{out}");
+        assert!(out.contains(&format!("kept CA '{ca}@")), "{out}");
+    }
+    assert_eq!(count(&ledger(&env), "ca-created", None), 6);
+    apply_clean(&env, &support::example_inventory());
+    // The etcd trust file holds the etcd CAs only: old and new.
+    let ca = env.path().join("staged/etcd01/etc/ssl/etcd/ca.crt");
+    assert_eq!(pem_blocks(&ca), 2);
+    let (ok, text) = openssl(&["crl2pkcs7", "-nocrl", "-certfile", ca.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let (_, subjects) = {
+        std::fs::write(env.path().join("p7"), &text).unwrap();
+        openssl(&[
+            "pkcs7",
+            "-print_certs",
+            "-noout",
+            "-in",
+            env.path().join("p7").to_str().unwrap(),
+        ])
+    };
+    assert_eq!(subjects.matches("example etcd CA").count(), 4, "{subjects}");
+}

@@ -130,8 +130,10 @@ pub struct InitArgs {
     #[arg(long, default_value = "10y", value_name = "SPAN")]
     pub validity: String,
     /// One root CA, or kubeadm's separate kubernetes, etcd and front-proxy CAs.
-    #[arg(long, value_enum, default_value = "single")]
-    pub ca_model: CaModelArg,
+    ///
+    /// A new store defaults to single; with --force, the store's own model is kept.
+    #[arg(long, value_enum, value_name = "MODEL")]
+    pub ca_model: Option<CaModelArg>,
     /// Protect the keys with a passphrase (KPKI_PASSPHRASE, or asked twice) instead of an identity file.
     #[arg(long, conflicts_with = "recipient")]
     pub passphrase: bool,

@@ -30,10 +30,10 @@ pub(super) fn run(
     };
     let spec = InitSpec {
         cluster,
-        model: match a.ca_model {
+        model: a.ca_model.map(|m| match m {
             CaModelArg::Single => CaModel::Single,
             CaModelArg::Kubeadm => CaModel::Kubeadm,
-        },
+        }),
         key,
         validity,
         protection,

@@ -180,7 +180,7 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
 fn init_spec(g: &Global, inv: &Inventory) -> Result<InitSpec> {
     Ok(InitSpec {
         cluster: inv.cluster.name.clone(),
-        model: CaModel::Single,
+        model: Some(CaModel::Single),
         key: crate::pki::KeyAlgorithm::EcdsaP256,
         validity: super::parse_span("10y", "validity")?,
         protection: Protection::Identity {

@@ -128,7 +128,8 @@ pub enum Protection {
 /// What `kpki init` asks for.
 pub struct InitSpec {
     pub cluster: String,
-    pub model: CaModel,
+    /// `None`: the existing store's model with `--force`, else [`CaModel::Single`].
+    pub model: Option<CaModel>,
     pub key: KeyAlgorithm,
     pub validity: crate::span::Span,
     pub protection: Protection,
@@ -437,7 +438,13 @@ impl Store {
             }
         };
         let parsed = secrets::parse_recipients(&recipients)?;
-        let names: Vec<&str> = match spec.model {
+        let model = spec.model.unwrap_or_else(|| match &existing {
+            Some(old) if old.ca_id(CaRole::Etcd) != old.ca_id(CaRole::Kubernetes) => {
+                CaModel::Kubeadm
+            }
+            _ => CaModel::Single,
+        });
+        let names: Vec<&str> = match model {
             CaModel::Single => vec!["root"],
             CaModel::Kubeadm => vec!["kubernetes", "etcd", "front-proxy"],
         };
@@ -484,7 +491,7 @@ impl Store {
             let s = pki::summarize(&der, now)?;
             let roles: Vec<CaRole> = CaRole::ALL
                 .into_iter()
-                .filter(|r| spec.model == CaModel::Single || r.name() == name)
+                .filter(|r| model == CaModel::Single || r.name() == name)
                 .collect();
             events.push(Event::CaCreated {
                 at: now,
@@ -500,7 +507,7 @@ impl Store {
             made.push((name.to_string(), cadir.join("ca.crt")));
             ids.push((name.to_string(), id));
         }
-        let mut roles = new_roles(spec.model, &ids);
+        let mut roles = new_roles(model, &ids);
         let mut cas: Vec<CaEntry> = Vec::new();
         let mut kept = Vec::new();
         if let Some(old) = &existing {
