@@ -78,6 +78,7 @@ impl From<IssueError> for Error {
             IssueError::Store(s) => Error::Store(s),
             IssueError::Pki(p) => Error::Pki(p),
             IssueError::Io { path, source } => Error::Io { path, source },
+            IssueError::Stage(s) => Error::Stage(s),
         }
     }
 }

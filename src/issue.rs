@@ -75,6 +75,8 @@ pub enum IssueError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Stage(#[from] crate::stage::StageError),
 }
 
 /// How to issue.
@@ -500,10 +502,9 @@ pub fn export(
             .into());
         }
     }
-    atomic::create_dir_private(&dir).map_err(io(&dir))?;
-    let mut files: Vec<(String, String, u32)> = Vec::new();
+    let mut files: Vec<(&str, String, u32)> = Vec::new();
     if let Some(k) = key_pem {
-        files.push((p.key_file.file_name().into(), k.to_owned(), 0o600));
+        files.push((&p.key_file.path, k.to_owned(), 0o600));
     }
     match &p.body {
         Body::Certificate(spec) => {
@@ -514,22 +515,24 @@ pub fn export(
                         body.push_str(ca);
                     }
                 }
-                files.push((spec.cert.file_name().into(), body, 0o644));
+                files.push((&spec.cert.path, body, 0o644));
             }
             if let Some(ca) = ca_pem {
-                files.push((spec.ca_file.file_name().into(), ca.to_owned(), 0o644));
+                files.push((&spec.ca_file.path, ca.to_owned(), 0o644));
             }
         }
         Body::KeyPair { public } => {
             if let Some(pubk) = public_pem {
-                files.push((public.file_name().into(), pubk.to_owned(), 0o644));
+                files.push((&public.path, pubk.to_owned(), 0o644));
             }
         }
     }
-    // Check every target first so a refusal writes nothing.
+    // Check every target first so a refusal writes nothing. Each file goes to its
+    // install path under OUT/<target>/, as in a staged tree: two profiles' `ca.crt`
+    // (the etcd CA's, the kubernetes CA's) never meet.
     let mut plan = Vec::new();
-    for (name, body, mode) in files {
-        let path = dir.join(&name);
+    for (install, body, mode) in files {
+        let path = crate::stage::place_under(&dir, install)?;
         match std::fs::read(&path) {
             Ok(old) if old == body.as_bytes() => continue,
             Ok(_) if !opts.force => return Err(PolicyError::OutputExists(path).into()),
@@ -553,6 +556,8 @@ pub fn export(
     }
     let mut batch = atomic::Batch::new();
     for (path, body, mode, _) in &plan {
+        let parent = path.parent().expect("under OUT/<target>");
+        atomic::create_dir_private(parent).map_err(io(parent))?;
         batch
             .add(path, body.as_bytes(), *mode, Existing::Refuse)
             .map_err(|source| IssueError::Io {

@@ -44,7 +44,7 @@ fn first_apply_initialises_issues_and_stages_every_node() {
         "{text}"
     );
     assert!(text.contains("created identity"), "{text}");
-    assert!(text.contains("apply: 35 issued; 10 tree(s)"), "{text}");
+    assert!(text.contains("apply: 37 issued; 10 tree(s)"), "{text}");
 
     // Every node tree: each manifest entry exists with its mode; keys 0600.
     for node in [
@@ -145,18 +145,18 @@ fn first_apply_initialises_issues_and_stages_every_node() {
     let plan = env.ok(&["plan", "--out", out_s]);
     // Every decision is "keep", with its reason; no staged file would change.
     let lines: Vec<&str> = plan.lines().collect();
-    assert_eq!(lines.len(), 36, "{plan}");
+    assert_eq!(lines.len(), 38, "{plan}");
     assert!(
-        lines[..35]
+        lines[..37]
             .iter()
             .all(|l| l.starts_with("keep  ") && l.contains(": ok")),
         "{plan}"
     );
     assert!(
-        lines[35].starts_with("plan: 0 to issue, 35 to keep; staged files in "),
+        lines[37].starts_with("plan: 0 to issue, 37 to keep; staged files in "),
         "{plan}"
     );
-    assert!(plan.trim_end().ends_with(": 162 unchanged"), "{plan}");
+    assert!(plan.trim_end().ends_with(": 166 unchanged"), "{plan}");
 }
 
 #[test]

@@ -88,7 +88,11 @@ fn the_store_and_the_staged_tree_audit_clean_with_nodes_and_profiles() {
     let (code, j) = c.json(&[]);
     assert_eq!(code, 0, "{j}");
     let certs = j["certificates"].as_array().unwrap();
-    assert_eq!(certs.len(), 35, "34 issued certificates and the root CA");
+    assert_eq!(
+        certs.len(),
+        39,
+        "36 issued certificates and the kubernetes, etcd and front-proxy CAs"
+    );
     assert_eq!(
         kinds(&j)
             .iter()
@@ -105,9 +109,9 @@ fn the_store_and_the_staged_tree_audit_clean_with_nodes_and_profiles() {
     assert_eq!(peer["node"], "etcd01");
     assert_eq!(peer["profile"], "etcd-peer");
     assert_eq!(peer["chain"]["status"], "trusted");
-    assert_eq!(peer["chain"]["ca"], "root");
+    assert_eq!(peer["chain"]["ca"], "etcd");
     assert_eq!(peer["state"], "ok");
-    let ca_path = c.env.ca_cert("root");
+    let ca_path = c.env.ca_cert("etcd");
     let ca_rel = ca_path
         .strip_prefix(c.env.path())
         .unwrap()
@@ -158,7 +162,7 @@ fn the_store_and_the_staged_tree_audit_clean_with_nodes_and_profiles() {
         text.lines().any(|l| l.starts_with("x509_cert_not_after{")
             && l.contains("node=\"etcd01\"")
             && l.contains("profile=\"etcd-peer\"")
-            && l.contains("subject_CN=\"etcd01.example.com\"")
+            && l.contains("subject_CN=\"etcd-peer\"")
             && l.contains("filepath=\"/")),
         "{text}"
     );

@@ -1,9 +1,13 @@
-//! End to end on a real etcd: `kpki apply` for three etcd members on 127.0.0.1-3 and a
-//! worker, then three `etcd` processes started from the rendered options.env files and
-//! the staged certificates, peer TLS and client certificate auth on. With `etcdctl` and
-//! the worker's flanneld client certificate: the rendered put-network-config.sh stores
-//! flannel's network config, it reads back, `endpoint health --cluster` is healthy. A
-//! client without a certificate, and one with a certificate from another CA, are refused.
+//! End to end on a real etcd: `kpki apply` (the default trust: separate kubernetes, etcd
+//! and front-proxy CAs) for three etcd members on 127.0.0.1-3, a worker and a master, then
+//! three `etcd` processes started from the rendered options.env files and the staged
+//! certificates, peer TLS and client certificate auth on. With `etcdctl` and the worker's
+//! flanneld client certificate: the rendered put-network-config.sh stores flannel's network
+//! config, it reads back, `endpoint health --cluster` is healthy; the apiserver's own etcd
+//! client certificate reads it too. Refused on the client port: no certificate, a
+//! certificate from another store's CA, the kubelet's and kube-proxy's (kubernetes CA).
+//! Refused on the peer port: every client certificate, though from the etcd CA (etcd
+//! allows the members' CN only); a member's certificate is let in.
 //!
 //! The files are kpki's; the test only moves them: install paths are rewritten under the
 //! staged tree, the data directory into a temp dir, and ports 2379/2380 to a free pair
@@ -55,6 +59,12 @@ name = "worker01"
 fqdn = "worker01.loop.test"
 ip = "127.0.0.4"
 roles = ["worker"]
+
+[[nodes]]
+name = "master01"
+fqdn = "master01.loop.test"
+ip = "127.0.0.5"
+roles = ["master"]
 "#;
 
 const MEMBERS: [(&str, &str); 3] = [
@@ -176,7 +186,6 @@ fn logs(members: &[Member]) -> String {
 
 #[test]
 fn three_member_tls_etcd_cluster_from_kpki_files() {
-    let started = Instant::now();
     let env = TestEnv::new();
     let inv = env.path().join("loop.toml");
     std::fs::write(&inv, INVENTORY).unwrap();
@@ -373,10 +382,92 @@ fn three_member_tls_etcd_cluster_from_kpki_files() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
 
-    drop(members);
+    // The apiserver's own etcd client certificate (a master's tree) reads the same key.
+    let master = staged.join("master01");
+    let ssl = master.join("etc/kubernetes/ssl");
+    let etcd_ca = master.join("etc/ssl/etcd/ca.crt");
+    let apiserver = [
+        format!("--cacert={}", etcd_ca.display()),
+        format!("--cert={}", ssl.join("apiserver-etcd-client.crt").display()),
+        format!("--key={}", ssl.join("apiserver-etcd-client.key").display()),
+    ];
+    let o = etcdctl(&[
+        &first,
+        &apiserver[0],
+        &apiserver[1],
+        &apiserver[2],
+        "get",
+        "/coreos.com/network/config",
+        "--print-value-only",
+    ]);
+    assert!(o.status.success(), "apiserver-etcd-client: {}", text(&o));
+
+    // Refused on the client port: node credentials of the kubernetes CA.
+    let wssl = worker.join("etc/kubernetes/ssl");
+    for who in ["kubelet", "kube-proxy"] {
+        let o = etcdctl(&[
+            &first,
+            &format!("--cacert={ca}"),
+            &format!("--cert={}", wssl.join(format!("{who}.crt")).display()),
+            &format!("--key={}", wssl.join(format!("{who}.key")).display()),
+            "get",
+            "/coreos.com/network/config",
+        ]);
+        assert!(
+            !o.status.success(),
+            "the {who} certificate got into etcd: {}",
+            text(&o)
+        );
+    }
+
+    // The peer port takes members only: every client certificate is refused there, the
+    // etcd CA's included; a member's certificate is let in (the refusals are not an outage).
+    let peer_url = format!("https://127.0.0.1:{peer}/members");
+    let curl = |cert: &Path, key: &Path| -> Output {
+        Command::new("curl")
+            .args(["-sS", "--http1.1", "--max-time", "5", "--cacert"])
+            .arg(&ca)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg(&peer_url)
+            .output()
+            .expect("curl is installed (scripts/test.sh installs it)")
+    };
+    let clients = [
+        (
+            "flanneld's etcd-client",
+            PathBuf::from(&cert),
+            PathBuf::from(&key),
+        ),
+        (
+            "apiserver-etcd-client",
+            ssl.join("apiserver-etcd-client.crt"),
+            ssl.join("apiserver-etcd-client.key"),
+        ),
+        (
+            "kubelet",
+            wssl.join("kubelet.crt"),
+            wssl.join("kubelet.key"),
+        ),
+    ];
+    for (who, c, k) in &clients {
+        let o = curl(c, k);
+        assert!(
+            !o.status.success(),
+            "{who} was let in on the peer port: {}",
+            text(&o)
+        );
+    }
+    let m = staged.join("etcd02/etc/ssl/etcd");
+    let o = curl(&m.join("etcd.crt"), &m.join("etcd.key"));
     assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
+        o.status.success(),
+        "a member on the peer port: {}",
+        text(&o)
     );
+    assert!(text(&o).contains("etcd01"), "{}", text(&o));
+
+    drop(members);
 }

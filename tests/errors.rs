@@ -280,7 +280,7 @@ fn leaf_never_outlives_its_ca() {
     let before = snapshot(&env.store());
     let err = env.fails(&["issue", "--profile", "etcd-peer", "--node", "etcd01"], 2);
     one_line(&err);
-    assert!(err.contains("after its CA 'root' expires"), "{err}");
+    assert!(err.contains("after its CA 'etcd' expires"), "{err}");
     assert!(err.contains("--clamp"), "{err}");
     assert_eq!(snapshot(&env.store()), before);
     env.ok(&[
@@ -291,7 +291,7 @@ fn leaf_never_outlives_its_ca() {
         "etcd01",
         "--clamp",
     ]);
-    let ca = std::fs::read_to_string(env.ca_cert("root")).unwrap();
+    let ca = std::fs::read_to_string(env.ca_cert("etcd")).unwrap();
     let leaf = std::fs::read_to_string(env.issued("etcd-peer", "etcd01").join("cert.pem")).unwrap();
     let end = |pem: &str| {
         let p = env.path().join("x.pem");
@@ -315,7 +315,7 @@ fn force_issues_a_new_generation_and_keeps_the_old() {
         "out",
     ]);
     let old_key = std::fs::read(env.issued("etcd-peer", "etcd01").join("key.pem.age")).unwrap();
-    let old_out = std::fs::read(env.path().join("out/etcd01/etcd.key")).unwrap();
+    let old_out = std::fs::read(env.path().join("out/etcd01/etc/ssl/etcd/etcd.key")).unwrap();
     // Without --force: refused, exit 2, nothing changed.
     let before = snapshot(env.path());
     let err = env.fails(
@@ -351,7 +351,7 @@ fn force_issues_a_new_generation_and_keeps_the_old() {
         std::fs::read(env.store().join("issued/etcd-peer/etcd01/1/key.pem.age")).unwrap(),
         old_key
     );
-    let baks: Vec<_> = std::fs::read_dir(env.path().join("out/etcd01"))
+    let baks: Vec<_> = std::fs::read_dir(env.path().join("out/etcd01/etc/ssl/etcd"))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
@@ -366,7 +366,17 @@ fn force_issues_a_new_generation_and_keeps_the_old() {
         .lines()
         .map(|l| l.split('"').nth(3).unwrap())
         .collect();
-    assert_eq!(events, ["ca-created", "issued", "superseded", "issued"]);
+    assert_eq!(
+        events,
+        [
+            "ca-created",
+            "ca-created",
+            "ca-created",
+            "issued",
+            "superseded",
+            "issued"
+        ]
+    );
     // init over an existing store is refused, and --force keeps the old CA.
     let err = env.fails(&["init"], 2);
     assert!(err.contains("a kpki store already exists at pki"), "{err}");

@@ -134,14 +134,15 @@ fn init_force_keeps_the_old_ca_trusted_and_apply_reissues_by_issuer() {
     let inv = support::example_inventory();
     apply_clean(&env, &inv);
     let init = env.ok(&["init", "--force"]);
-    let old = init
+    let old: Vec<String> = init
         .lines()
-        .find_map(|l| l.split("`kpki store retire --ca ").nth(1))
+        .filter_map(|l| l.split("`kpki store retire --ca ").nth(1))
         .map(|s| s.trim_end_matches('`').to_owned())
-        .expect(&init);
+        .collect();
+    assert_eq!(old.len(), 3, "{init}");
     let out = apply_clean(&env, &inv);
     assert!(
-        out.contains("apply: 34 issued"),
+        out.contains("apply: 36 issued"),
         "every certificate; the SA key stays: {out}"
     );
     assert!(out.contains("because issuer: signed by CA "), "{out}");
@@ -150,16 +151,18 @@ fn init_force_keeps_the_old_ca_trusted_and_apply_reissues_by_issuer() {
     assert_eq!(pem_blocks(&ca), 2);
     verify_chain(&ca, &env.path().join("staged/etcd01/etc/ssl/etcd/etcd.crt"));
     // The signing CA cannot be retired; the old one can, now that nothing uses it.
-    let new = std::fs::read_to_string(env.store().join("kpki.toml")).unwrap();
-    assert!(new.contains(&old));
-    env.ok(&["store", "retire", "--ca", &old]);
+    let config = std::fs::read_to_string(env.store().join("kpki.toml")).unwrap();
+    for id in &old {
+        assert!(config.contains(id.as_str()));
+        env.ok(&["store", "retire", "--ca", id]);
+    }
     apply_clean(&env, &inv);
     assert_eq!(pem_blocks(&ca), 1);
     let ca_k = env.path().join("staged/worker01/etc/kubernetes/ssl/ca.crt");
     verify_chain(&ca_k, &staged_kubelet_serving(&env));
     let events = ledger(&env);
-    assert_eq!(count(&events, "ca-created", None), 2);
-    assert_eq!(count(&events, "retired", None), 1);
+    assert_eq!(count(&events, "ca-created", None), 6);
+    assert_eq!(count(&events, "retired", None), 3);
 }
 
 #[test]
@@ -186,7 +189,7 @@ fn retiring_a_ca_that_still_signs_is_refused() {
     // Leaves are still signed by the old CA until apply reissues them.
     let err = env.fails(&["store", "retire", "--ca", &first[..8]], 2);
     assert!(
-        err.contains("still signs 34 current certificate(s)"),
+        err.contains("CA kubernetes@") && err.contains("still signs 24 current certificate(s)"),
         "{err}"
     );
     assert_eq!(
@@ -357,7 +360,7 @@ fn the_service_account_key_is_rolled_only_when_named_and_old_tokens_keep_verifyi
     let inv = support::example_inventory();
     apply_clean(&env, &inv);
     let out = env.ok(&["issue", "--all", "--force"]);
-    assert!(out.contains("34 issued"), "{out}");
+    assert!(out.contains("36 issued"), "{out}");
     assert_eq!(count(&ledger(&env), "issued", Some("service-account")), 1);
     let sa_pub = env.path().join("staged/master01/etc/kubernetes/ssl/sa.pub");
     apply_clean(&env, &inv);
@@ -466,8 +469,8 @@ fn eight_first_applies_at_once_make_one_ca_and_a_complete_ledger() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let events = ledger(&env);
-    assert_eq!(count(&events, "ca-created", None), 1, "one CA");
-    assert_eq!(count(&events, "issued", None), 35, "each issued once");
+    assert_eq!(count(&events, "ca-created", None), 3, "one set of CAs");
+    assert_eq!(count(&events, "issued", None), 37, "each issued once");
     apply_clean(&env, &support::example_inventory());
     let ca = env.path().join("staged/etcd01/etc/ssl/etcd/ca.crt");
     for node in ["etcd01", "etcd02", "etcd03"] {
@@ -518,9 +521,18 @@ fn a_format_1_store_is_migrated_in_place_with_a_backup() {
     let events = ledger(&env);
     assert_eq!(count(&events, "migrated", None), 1);
     assert_eq!(count(&events, "issued", Some("etcd-peer")), 4);
-    // The migrated store works: apply stages a clean tree, and opening it again is a no-op.
+    // The migrated store works: apply stages a clean tree (issuing what this release's
+    // profiles add or changed), and opening it again is a no-op.
     let out = apply_clean(&env, &support::example_inventory());
-    assert!(out.contains("apply: 0 issued"), "{out}");
+    assert!(out.contains("apply: 5 issued"), "{out}");
+    assert!(
+        out.contains("issued apiserver-etcd-client for master01  (missing)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("because drift: CN etcd01.example.com → etcd-peer"),
+        "{out}"
+    );
     let again = support::snapshot(&env.store());
     env.ok(&["store", "verify"]);
     assert_eq!(again, support::snapshot(&env.store()));
@@ -692,8 +704,8 @@ fn two_first_inits_at_once_make_one_ca_and_the_second_is_refused() {
         .collect();
     codes.sort();
     assert_eq!(codes, [0, 2], "one creates the store, the other finds it");
-    assert_eq!(count(&ledger(&env), "ca-created", None), 1);
-    env.ca_cert("root");
+    assert_eq!(count(&ledger(&env), "ca-created", None), 3);
+    env.ca_cert("etcd");
 }
 
 #[test]
@@ -751,7 +763,7 @@ fn plan_json_gives_each_decision_its_reason() {
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["-i", inv_s, "plan", "--out", "staged", "--json"])).unwrap();
     let decisions = v["decisions"].as_array().unwrap();
-    assert_eq!(decisions.len(), 35);
+    assert_eq!(decisions.len(), 37);
     let of = |p: &str, t: &str| {
         decisions
             .iter()
@@ -776,7 +788,7 @@ fn plan_json_gives_each_decision_its_reason() {
     );
     assert_eq!(sa["generation"], 1);
     // Nothing was issued or staged by plan.
-    assert_eq!(count(&ledger(&env), "issued", None), 35);
+    assert_eq!(count(&ledger(&env), "issued", None), 37);
 }
 
 #[test]

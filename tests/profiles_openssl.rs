@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::{cert_pubkey, key_pubkey, openssl, TestEnv};
 
@@ -16,6 +16,16 @@ struct Expect {
     o: Option<&'static str>,
     eku: &'static str,
     sans: &'static [&'static str],
+}
+
+/// The file called `name` somewhere under a node's export directory (`issue --out`
+/// writes each file at its install path under OUT/<node>/).
+fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_type().is_file() && e.file_name() == name)
+        .map(|e| e.into_path())
 }
 
 fn text(cert: &Path) -> String {
@@ -31,13 +41,14 @@ fn every_profile_verifies_with_openssl() {
     env.ok(&["issue", "--all", "--out", "out"]);
     let out = env.path().join("out");
 
-    // file name in OUT/<node>/ -> what openssl must find in it
+    // file name under OUT/<node>/ -> what openssl must find in it
     let mut expect: BTreeMap<&str, Expect> = BTreeMap::new();
     expect.insert(
         "etcd.crt",
         Expect {
             purpose: &["sslserver", "sslclient"],
-            cn: "CN = {fqdn}",
+            // One CN for every member: etcd allows one on its peer port.
+            cn: "CN = etcd-peer",
             o: None,
             eku: "TLS Web Server Authentication, TLS Web Client Authentication",
             sans: &[
@@ -81,6 +92,16 @@ fn every_profile_verifies_with_openssl() {
                 "IP Address:192.168.1.1",
                 "IP Address:192.168.1.2",
             ],
+        },
+    );
+    expect.insert(
+        "apiserver-etcd-client.crt",
+        Expect {
+            purpose: &["sslclient"],
+            cn: "CN = kube-apiserver-etcd-client",
+            o: None,
+            eku: "TLS Web Client Authentication",
+            sans: &[],
         },
     );
     expect.insert(
@@ -183,10 +204,9 @@ fn every_profile_verifies_with_openssl() {
     for (node, (ip, fqdn)) in &nodes {
         let dir = out.join(node);
         for (file, e) in &expect {
-            let cert = dir.join(file);
-            if !cert.exists() {
+            let Some(cert) = find(&dir, file) else {
                 continue;
-            }
+            };
             per_node
                 .entry(node.to_string())
                 .or_default()
@@ -196,10 +216,12 @@ fn every_profile_verifies_with_openssl() {
                     .replace("{fqdn}", fqdn)
                     .replace("{name}", node)
             };
-            let ca = if *file == "front-proxy-client.crt" {
-                dir.join("front-proxy-ca.crt")
-            } else {
-                dir.join("ca.crt")
+            // The CA file the profile installs beside it (the apiserver's etcd client
+            // certificate is checked against the etcd CA's file).
+            let ca = match *file {
+                "front-proxy-client.crt" => cert.with_file_name("front-proxy-ca.crt"),
+                "apiserver-etcd-client.crt" => dir.join("etc/ssl/etcd/ca.crt"),
+                _ => cert.with_file_name("ca.crt"),
             };
             for purpose in e.purpose {
                 let (ok, o) = openssl(&[
@@ -292,7 +314,7 @@ fn every_profile_verifies_with_openssl() {
                 "{node}/{file} must be valid for the profile's year, less the stagger"
             );
             // the key
-            let key = dir.join(file.replace(".crt", ".key"));
+            let key = cert.with_file_name(file.replace(".crt", ".key"));
             let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", key.display());
             assert_eq!(
@@ -311,6 +333,7 @@ fn every_profile_verifies_with_openssl() {
     for n in ["master01", "master02"] {
         for f in [
             "apiserver.crt",
+            "apiserver-etcd-client.crt",
             "apiserver-kubelet-client.crt",
             "etcd-client.crt",
             "kubelet.crt",
@@ -327,16 +350,17 @@ fn every_profile_verifies_with_openssl() {
         assert_eq!(per_node[n].len(), 4, "{n}: {:?}", per_node[n]);
         assert!(!has(n, "apiserver.crt"));
     }
-    assert_eq!(checked, 3 + 2 * 9 + 3 * 4 + 1);
+    assert_eq!(checked, 3 + 2 * 10 + 3 * 4 + 1);
 
     // The guides append the CA to etcd's and the apiserver's certificate files.
-    let etcd = std::fs::read_to_string(out.join("etcd01/etcd.crt")).unwrap();
+    let etcd = std::fs::read_to_string(out.join("etcd01/etc/ssl/etcd/etcd.crt")).unwrap();
     assert_eq!(etcd.matches("BEGIN CERTIFICATE").count(), 2);
-    let kubelet = std::fs::read_to_string(out.join("worker01/kubelet.crt")).unwrap();
+    let kubelet =
+        std::fs::read_to_string(out.join("worker01/etc/kubernetes/ssl/kubelet.crt")).unwrap();
     assert_eq!(kubelet.matches("BEGIN CERTIFICATE").count(), 1);
 
     // The service-account key pair: RSA 2048, one for the cluster, public key matches.
-    let sa = out.join("cluster/sa.key");
+    let sa = out.join("cluster/etc/kubernetes/ssl/sa.key");
     assert_eq!(
         std::fs::metadata(&sa).unwrap().permissions().mode() & 0o777,
         0o600
@@ -344,12 +368,12 @@ fn every_profile_verifies_with_openssl() {
     let (ok, t) = openssl(&["pkey", "-in", sa.to_str().unwrap(), "-noout", "-text"]);
     assert!(ok && t.contains("Private-Key: (2048 bit"), "{t}");
     assert_eq!(
-        std::fs::read_to_string(out.join("cluster/sa.pub")).unwrap(),
+        std::fs::read_to_string(out.join("cluster/etc/kubernetes/ssl/sa.pub")).unwrap(),
         key_pubkey(&sa)
     );
 
     // The CA: critical CA:TRUE, keyCertSign and cRLSign.
-    let ca = text(&env.ca_cert("root"));
+    let ca = text(&env.ca_cert("etcd"));
     assert!(
         ca.contains("X509v3 Basic Constraints: critical\n                CA:TRUE"),
         "{ca}"
@@ -407,7 +431,7 @@ fn rsa_leaf_gets_key_encipherment_and_kubeadm_cas_split() {
         "--out",
         "out",
     ]);
-    let etcd = env.path().join("out/etcd01/etcd.crt");
+    let etcd = env.path().join("out/etcd01/etc/ssl/etcd/etcd.crt");
     let t = text(&etcd);
     assert!(t.contains("Digital Signature, Key Encipherment"), "{t}");
     assert!(t.contains("Public-Key: (2048 bit)"), "{t}");
@@ -432,7 +456,9 @@ fn rsa_leaf_gets_key_encipherment_and_kubeadm_cas_split() {
         ])
         .0
     );
-    let kubelet = env.path().join("out/worker01/kubelet.crt");
+    let kubelet = env
+        .path()
+        .join("out/worker01/etc/kubernetes/ssl/kubelet.crt");
     assert!(
         openssl(&[
             "verify",
@@ -454,7 +480,10 @@ fn rsa_leaf_gets_key_encipherment_and_kubeadm_cas_split() {
         "--out",
         "out",
     ]);
-    let t = text(&env.path().join("out/worker02/kube-proxy.crt"));
+    let t = text(
+        &env.path()
+            .join("out/worker02/etc/kubernetes/ssl/kube-proxy.crt"),
+    );
     assert!(t.contains("ED25519"), "{t}");
     assert!(!t.contains("Key Encipherment"), "{t}");
 }

@@ -53,7 +53,7 @@ ca = { path = "/etc/registry/ca.crt", mode = 0o644 }
         "out",
     ]);
     env.ok(&["issue", "--profile", "registry", "--all", "--out", "out"]);
-    let cert = env.path().join("out/etcd02/etcd.crt");
+    let cert = env.path().join("out/etcd02/etc/ssl/etcd/etcd.crt");
     let p = cert.to_str().unwrap();
     assert!(
         openssl(&[
@@ -80,7 +80,10 @@ ca = { path = "/etc/registry/ca.crt", mode = 0o644 }
     let (_, t) = openssl(&[
         "x509",
         "-in",
-        env.path().join("out/cluster/tls.crt").to_str().unwrap(),
+        env.path()
+            .join("out/cluster/etc/registry/tls.crt")
+            .to_str()
+            .unwrap(),
         "-noout",
         "-text",
     ]);
@@ -141,7 +144,9 @@ fn inspect_reads_pem_der_chains_and_csrs() {
         "--out",
         "out",
     ]);
-    let chain = env.path().join("out/master01/apiserver.crt");
+    let chain = env
+        .path()
+        .join("out/master01/etc/kubernetes/ssl/apiserver.crt");
     let der = env.path().join("leaf.bin");
     assert!(
         openssl(&[
@@ -163,7 +168,9 @@ fn inspect_reads_pem_der_chains_and_csrs() {
     );
     assert!(text.contains("left)"), "{text}");
     // A key file is recognized and never printed.
-    let key = env.path().join("out/master01/apiserver.key");
+    let key = env
+        .path()
+        .join("out/master01/etc/kubernetes/ssl/apiserver.key");
     let out = env.ok(&[
         "inspect",
         "--json",

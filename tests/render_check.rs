@@ -74,8 +74,13 @@ fn pair(out: &Path) -> (PathBuf, PathBuf) {
         .path();
     let mut cert = None;
     let mut key = None;
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
+    // Each file is at its install path under OUT/<target>/.
+    for e in walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+    {
+        let p = e.into_path();
         let n = p.file_name().unwrap().to_str().unwrap().to_owned();
         if n.ends_with(".key") {
             key = Some(p);

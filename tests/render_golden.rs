@@ -110,6 +110,13 @@ fn paths_come_from_the_profiles() {
         "/etc/flannel/certs/client.pem",
     );
     std::fs::write(dir.join("etcd-client.toml"), text).unwrap();
+    let text = env
+        .ok(&["profiles", "show", "apiserver-etcd-client"])
+        .replace(
+            "/etc/kubernetes/ssl/apiserver-etcd-client.crt",
+            "/etc/kubernetes/etcd/client.pem",
+        );
+    std::fs::write(dir.join("apiserver-etcd-client.toml"), text).unwrap();
     let out = env.ok(&[
         "--profiles",
         dir.to_str().unwrap(),
@@ -118,9 +125,9 @@ fn paths_come_from_the_profiles() {
         "master01",
     ]);
     assert!(out.contains("FLANNELD_ETCD_CERTFILE=/etc/flannel/certs/client.pem"));
-    assert!(out.contains("--etcd-certfile=/etc/flannel/certs/client.pem"));
+    assert!(out.contains("--etcd-certfile=/etc/kubernetes/etcd/client.pem"));
     assert!(
-        out.contains("mountPath: /etc/flannel/certs"),
+        out.contains("mountPath: /etc/kubernetes/etcd"),
         "the apiserver mounts it"
     );
     assert!(!out.contains("etcd-client.crt"));

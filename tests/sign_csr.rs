@@ -18,7 +18,7 @@ fn cnf(dir: &Path, sans: &str, ca: bool) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "[req]\ndistinguished_name = dn\nreq_extensions = v3_req\nprompt = no\n[dn]\nCN = etcd01.example.com\n[v3_req]\n{bc}keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = {sans}\n"
+            "[req]\ndistinguished_name = dn\nreq_extensions = v3_req\nprompt = no\n[dn]\nCN = etcd-peer\n[v3_req]\n{bc}keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = {sans}\n"
         ),
     )
     .unwrap();
@@ -92,7 +92,7 @@ fn signs_an_openssl_csr_for_its_node() {
     );
     let cert = env.path().join("etcd01.crt");
     std::fs::write(&cert, &pem).unwrap();
-    let ca = env.ca_cert("root");
+    let ca = env.ca_cert("etcd");
     let (ok, out) = openssl(&[
         "verify",
         "-CAfile",
@@ -138,11 +138,13 @@ fn signs_an_openssl_csr_for_its_node() {
         "--out",
         "signed",
     ]);
-    let signed = env.path().join("signed/worker01/kubelet.crt");
+    let signed = env
+        .path()
+        .join("signed/worker01/etc/kubernetes/ssl/kubelet.crt");
     let (ok, out) = openssl(&[
         "verify",
         "-CAfile",
-        env.path().join("signed/worker01/ca.crt").to_str().unwrap(),
+        signed.with_file_name("ca.crt").to_str().unwrap(),
         "-purpose",
         "sslclient",
         signed.to_str().unwrap(),

@@ -102,15 +102,16 @@ pub enum Command {
 /// The CA layout of a new store.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum CaModelArg {
-    /// One root CA signs everything, as in the guides.
-    Single,
-    /// Separate kubernetes, etcd and front-proxy CAs, as kubeadm makes them.
+    /// Separate kubernetes, etcd and front-proxy CAs, as kubeadm makes them (the default).
     Kubeadm,
+    /// One root CA signs everything, as in the guides (weaker: etcd trusts every node).
+    Single,
 }
 
 /// Create a store with its CA(s).
 ///
-/// Makes the root CA (or kubeadm's three CAs) with keys encrypted to an age identity.
+/// Makes kubeadm's three CAs (kubernetes, etcd, front-proxy; or one root CA with
+/// --ca-model single) with keys encrypted to an age identity.
 /// The identity is created at $XDG_CONFIG_HOME/kpki/identity.txt (mode 0600) when it does
 /// not exist; keep it safe and out of the store. With --passphrase the keys are opened
 /// with a passphrase instead; age's scrypt then costs about a second per command, on
@@ -118,7 +119,8 @@ pub enum CaModelArg {
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki init --inventory examples/ha-cluster.toml
-  kpki init --ca-model kubeadm --algorithm ecdsa-p384 --validity 15y
+  kpki init --algorithm ecdsa-p384 --validity 15y
+  kpki init --ca-model single            # the guides' one root CA (weaker)
   KPKI_PASSPHRASE=… kpki init --passphrase
 
 Exit status: 0 created; 1 bad input; 2 a store already exists there (see --force).")]
@@ -129,9 +131,12 @@ pub struct InitArgs {
     /// Lifetime of the CA(s): a number and h, d, w or y (365 days).
     #[arg(long, default_value = "10y", value_name = "SPAN")]
     pub validity: String,
-    /// One root CA, or kubeadm's separate kubernetes, etcd and front-proxy CAs.
+    /// kubeadm's separate kubernetes, etcd and front-proxy CAs, or one root CA for all.
     ///
-    /// A new store defaults to single; with --force, the store's own model is kept.
+    /// A new store gets kubeadm's three (the default): a kubelet's or kube-proxy's
+    /// certificate is then no key to etcd. `single` is the guides' one root, the weaker
+    /// choice: every node credential chains to the CA etcd trusts. With --force, the
+    /// store's own model is kept.
     #[arg(long, value_enum, value_name = "MODEL")]
     pub ca_model: Option<CaModelArg>,
     /// Protect the keys with a passphrase (KPKI_PASSPHRASE, or asked twice) instead of an identity file.
@@ -167,7 +172,8 @@ pub struct Selector {
 /// inventory supplies the node's names and addresses. The certificate and encrypted key
 /// are kept in the store and recorded in the ledger; with --out, the certificate (CA
 /// appended where the profile says), the key (0600) and the CA file are written to
-/// OUT/<node>/ under the names they are installed with.
+/// their install paths under OUT/<node>/, as `kpki apply` stages them (so two CAs' ca.crt
+/// files never meet).
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki issue --profile etcd-peer --node etcd01 --out staged/
@@ -194,7 +200,7 @@ pub struct IssueArgs {
     /// An extra subject alternative name (IP or DNS), repeatable.
     #[arg(long, value_name = "SAN")]
     pub san: Vec<String>,
-    /// Export the files for installation into OUT/<node>/.
+    /// Export the files for installation to their install paths under OUT/<node>/.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Lifetime instead of the profile's: a number and h, d, w or y.
@@ -244,7 +250,8 @@ pub struct CsrArgs {
 /// The CSR's signature is verified and weak keys are refused. Subject, SANs, usages,
 /// basic constraints and lifetime come from the profile and the inventory; SANs the CSR
 /// asks for must be among the node's (or named with --san). Prints the certificate
-/// chain on standard output, or writes it to OUT/<node>/ with the CA file.
+/// chain on standard output, or writes it with the CA file at their install paths under
+/// OUT/<node>/.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki sign --csr etcd01.csr --profile etcd-peer --node etcd01 > etcd.crt
@@ -268,7 +275,7 @@ pub struct SignArgs {
     /// A SAN the CSR may ask for and the certificate gets, repeatable.
     #[arg(long, value_name = "SAN")]
     pub san: Vec<String>,
-    /// Write the certificate and the CA file into OUT/<node>/ instead of printing.
+    /// Write the certificate and the CA file under OUT/<node>/ instead of printing.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Lifetime instead of the profile's.

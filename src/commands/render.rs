@@ -180,7 +180,7 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
 fn init_spec(g: &Global, inv: &Inventory) -> Result<InitSpec> {
     Ok(InitSpec {
         cluster: inv.cluster.name.clone(),
-        model: Some(CaModel::Single),
+        model: Some(CaModel::Kubeadm),
         key: crate::pki::KeyAlgorithm::EcdsaP256,
         validity: super::parse_span("10y", "validity")?,
         protection: Protection::Identity {
@@ -223,9 +223,14 @@ pub(super) fn apply_cmd(
             ))?;
         }
         p.line(format!(
-            "no store at {}: initialised it as `kpki init` does (one root CA '{}', ecdsa-p256, 10 years, keys encrypted to the identity)",
+            "no store at {}: initialised it as `kpki init` does (CAs {}: ecdsa-p256, 10 years, keys encrypted to the identity)",
             store.dir().display(),
-            report.cas.first().map_or("root", |(n, _)| n.as_str())
+            report
+                .cas
+                .iter()
+                .map(|(n, _)| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))?;
     }
     let keyring = super::unlock(g, &store)?;
@@ -320,7 +325,7 @@ pub(super) fn plan_cmd(
     } else {
         if !a.json {
             p.data(format!(
-                "init store {} (one root CA, ecdsa-p256, 10 years; identity {})",
+                "init store {} (kubernetes, etcd and front-proxy CAs, ecdsa-p256, 10 years; identity {})",
                 g.store.display(),
                 g.identity
                     .clone()

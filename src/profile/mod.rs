@@ -29,6 +29,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("apiserver", include_str!("../../profiles/apiserver.toml")),
     (
+        "apiserver-etcd-client",
+        include_str!("../../profiles/apiserver-etcd-client.toml"),
+    ),
+    (
         "apiserver-kubelet-client",
         include_str!("../../profiles/apiserver-kubelet-client.toml"),
     ),

@@ -5,7 +5,7 @@
 //! | `cluster.{name,domain,cluster_domain,service_cidr,pod_cidr,dns,kubernetes_ip}` | from the inventory |
 //! | `flannel.{prefix,config_key,config_key_sh,subnet_len,backend,subnet_file,network_json_sh}` | flannel settings; `*_sh` are quoted for sh |
 //! | `node.{name,fqdn,ip}`, `node.{etcd,master,worker}` (yes/no) | the node being rendered |
-//! | `etcd.{endpoints,initial_cluster,token,data_dir,state_directory,peer_url,client_url,listen_client_urls}`, `etcd.members[]` | etcd cluster |
+//! | `etcd.{endpoints,initial_cluster,token,data_dir,state_directory,peer_url,client_url,listen_client_urls,peer_cn}`, `etcd.members[]` | etcd cluster; `peer_cn` is the etcd-peer profile's CN, the one etcd allows on its peer port |
 //! | `apiserver.{url,local_url,port,count}`, `masters[]` (`name`, `fqdn`, `ip`) | control plane |
 //! | `lb.{fqdn,ip}` | the load balancer, when the inventory has one |
 //! | `pki.<profile>.{cert,key,ca}` or `.{key,public}` | install paths, from each profile |
@@ -112,6 +112,14 @@ impl Base {
                 .and_then(|p| p.cert_spec())
                 .and_then(|c| c.cn.expand(inv, None).into_iter().next())
         };
+        // etcd allows one CN on its peer port: every member's certificate must carry it.
+        let peer_cn = match profiles.get("etcd-peer").ok().and_then(|p| p.cert_spec()) {
+            Some(spec) if spec.cn.needs_node() => {
+                return Err(RenderError::PeerCnPerNode(spec.cn.to_string()))
+            }
+            Some(_) => cn_of("etcd-peer").unwrap_or_default(),
+            None => String::new(),
+        };
         let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v.as_bytes());
         let admin = match &opts.admin {
             Some(a) => vec![
@@ -170,6 +178,7 @@ impl Base {
                             .join(",")),
                     ),
                     ("token", s(format!("{}-etcd", c.name))),
+                    ("peer_cn", s(peer_cn)),
                     ("data_dir", s("/var/lib/etcd")),
                     ("state_directory", s("etcd")),
                     (

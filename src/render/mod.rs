@@ -288,6 +288,10 @@ pub enum RenderError {
     },
     #[error("node '{0}' is not in the inventory")]
     UnknownNode(String),
+    #[error(
+        "profile etcd-peer's CN '{0}' differs per member, but etcd allows one CN on its peer port"
+    )]
+    PeerCnPerNode(String),
     #[error("profile {0} is needed to render the configs but is not a {1} profile")]
     ProfileKind(String, &'static str),
     /// `render --check` found problems (each one printed as a line).
@@ -308,6 +312,7 @@ impl RenderError {
             RenderError::NoEtcd => "give at least one node the \"etcd\" role".into(),
             RenderError::NotInstalled { .. } => "give the profile that installs it the node's role, or change the template to name a file the node gets".into(),
             RenderError::UnknownNode(_) => "name a node of the inventory's [[nodes]], or pass --all".into(),
+            RenderError::PeerCnPerNode(_) => "give etcd-peer one CN for every member (the built-in profile uses \"etcd-peer\"); the SANs name the member".into(),
             RenderError::ProfileKind(..) => "restore the built-in profile of that name (remove the override from the profiles directory)".into(),
             RenderError::CheckFailed { .. } => "`kpki apply` restages what kpki issued; a file changed by hand must be put back or reissued".into(),
             RenderError::Unverified { .. } => "a user profile or template names files that do not fit together, or the store is damaged (`kpki store verify`); fix that and run apply again".into(),

@@ -193,6 +193,15 @@ fn target(root: &Path, install: &str) -> Result<PathBuf, StageError> {
     Ok(root.join(rel))
 }
 
+/// The file under `root` for an install path, refusing `..`, relative paths, and a
+/// symbolic link at `root` or anywhere on the way: where `issue --out` and `sign --out`
+/// write, as `apply` does.
+pub fn place_under(root: &Path, install: &str) -> Result<PathBuf, StageError> {
+    let p = target(root, install)?;
+    no_links(root, &p)?;
+    Ok(p)
+}
+
 /// Refuses a symbolic link at `root` or anywhere between it and `file`.
 fn no_links(root: &Path, file: &Path) -> Result<(), StageError> {
     let mut cur = root.to_path_buf();

@@ -128,7 +128,7 @@ pub enum Protection {
 /// What `kpki init` asks for.
 pub struct InitSpec {
     pub cluster: String,
-    /// `None`: the existing store's model with `--force`, else [`CaModel::Single`].
+    /// `None`: the existing store's model with `--force`, else [`CaModel::Kubeadm`].
     pub model: Option<CaModel>,
     pub key: KeyAlgorithm,
     pub validity: crate::span::Span,
@@ -439,10 +439,10 @@ impl Store {
         };
         let parsed = secrets::parse_recipients(&recipients)?;
         let model = spec.model.unwrap_or_else(|| match &existing {
-            Some(old) if old.ca_id(CaRole::Etcd) != old.ca_id(CaRole::Kubernetes) => {
-                CaModel::Kubeadm
+            Some(old) if old.ca_id(CaRole::Etcd) == old.ca_id(CaRole::Kubernetes) => {
+                CaModel::Single
             }
-            _ => CaModel::Single,
+            _ => CaModel::Kubeadm,
         });
         let names: Vec<&str> = match model {
             CaModel::Single => vec!["root"],
