@@ -255,7 +255,7 @@ pub struct CsrArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki sign --csr etcd01.csr --profile etcd-peer --node etcd01 > etcd.crt
-  kpki sign --csr job.csr --profile etcd-client --san job.example.com --out signed/
+  kpki sign --csr job.csr --profile etcd-client --cn job --san job.example.com --out signed/
 
 Exit status: 0 signed; 1 bad input; 2 refused (bad CSR signature, weak key, CA:TRUE asked, SANs the node may not have).")]
 pub struct SignArgs {
@@ -296,7 +296,7 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki inspect /etc/ssl/etcd/etcd.crt
-  kpki inspect --json pki/issued/etcd-peer/etcd01/cert.pem | jq .[0].not_after")]
+  kpki inspect --json pki/issued/etcd-peer/etcd01/1/cert.pem | jq .[0].not_after")]
 pub struct InspectArgs {
     /// Files to read.
     #[arg(required = true, value_name = "FILE")]
