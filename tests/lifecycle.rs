@@ -843,3 +843,36 @@ fn init_force_keeps_the_store_s_ca_model() {
     };
     assert_eq!(subjects.matches("example etcd CA").count(), 4, "{subjects}");
 }
+
+#[test]
+fn an_etcd_peer_cn_that_would_break_a_config_line_is_refused() {
+    let env = TestEnv::new();
+    let dir = env.path().join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/etcd-peer.toml"),
+    )
+    .unwrap();
+    for (cn, want) in [
+        (
+            "etcd-peer\\nETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379",
+            "cannot be written into a config",
+        ),
+        ("{node.fqdn}", "differs per member"),
+    ] {
+        let text = builtin.replace("cn = \"etcd-peer\"", &format!("cn = \"{cn}\""));
+        std::fs::write(dir.join("etcd-peer.toml"), text).unwrap();
+        let err = env.fails(
+            &[
+                "--profiles",
+                dir.to_str().unwrap(),
+                "render",
+                "--node",
+                "etcd01",
+            ],
+            1,
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}

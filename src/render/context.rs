@@ -120,6 +120,17 @@ impl Base {
             Some(_) => cn_of("etcd-peer").unwrap_or_default(),
             None => String::new(),
         };
+        // It is written into an environment file: a name, nothing that could end the line
+        // or start another setting.
+        if !peer_cn
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b))
+        {
+            return Err(RenderError::UnsafeValue {
+                what: "profile etcd-peer's CN".into(),
+                value: peer_cn,
+            });
+        }
         let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v.as_bytes());
         let admin = match &opts.admin {
             Some(a) => vec![

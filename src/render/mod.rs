@@ -292,6 +292,8 @@ pub enum RenderError {
         "profile etcd-peer's CN '{0}' differs per member, but etcd allows one CN on its peer port"
     )]
     PeerCnPerNode(String),
+    #[error("{what} {value:?} cannot be written into a config: only letters, digits and . _ : @ - are allowed")]
+    UnsafeValue { what: String, value: String },
     #[error("profile {0} is needed to render the configs but is not a {1} profile")]
     ProfileKind(String, &'static str),
     /// `render --check` found problems (each one printed as a line).
@@ -312,6 +314,7 @@ impl RenderError {
             RenderError::NoEtcd => "give at least one node the \"etcd\" role".into(),
             RenderError::NotInstalled { .. } => "give the profile that installs it the node's role, or change the template to name a file the node gets".into(),
             RenderError::UnknownNode(_) => "name a node of the inventory's [[nodes]], or pass --all".into(),
+            RenderError::UnsafeValue { .. } => "change the value in the profile (`kpki profiles show NAME` shows where it comes from)".into(),
             RenderError::PeerCnPerNode(_) => "give etcd-peer one CN for every member (the built-in profile uses \"etcd-peer\"); the SANs name the member".into(),
             RenderError::ProfileKind(..) => "restore the built-in profile of that name (remove the override from the profiles directory)".into(),
             RenderError::CheckFailed { .. } => "`kpki apply` restages what kpki issued; a file changed by hand must be put back or reissued".into(),

@@ -72,6 +72,8 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: u32 },
     #[error("the store has no {0} CA")]
     MissingCa(String),
+    #[error("the store has issued no {0}")]
+    NotIssued(String),
     #[error("store is locked: {0}")]
     Locked(String),
     #[error("{0}")]
@@ -98,6 +100,8 @@ impl StoreError {
             StoreError::Secret(SecretError::IdentityMode(p, _)) => format!("chmod 600 {}", p.display()),
             StoreError::Secret(SecretError::WrongPassphrase) => "check KPKI_PASSPHRASE (or what you typed at the prompt)".into(),
             StoreError::Locked(_) => "wait for the other kpki process to finish".into(),
+            StoreError::NotIssued(_) => "issue it with `kpki apply` (or `kpki issue`)".into(),
+            StoreError::MissingCa(_) => "restore the CA's directory from the store's git history, then `kpki store verify`".into(),
             _ => return None,
         })
     }
@@ -961,7 +965,7 @@ impl Store {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
         let g = self
             .current(profile, target)?
-            .ok_or_else(|| StoreError::MissingCa(format!("{profile} for {target}")))?;
+            .ok_or_else(|| StoreError::NotIssued(format!("{profile} for {target}")))?;
         let p = g.dir.join("key.pem.age");
         let enc = fs::read(&p).map_err(io_err(&p))?;
         Ok(keyring.decrypt(&p, &enc)?)
