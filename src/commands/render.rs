@@ -349,10 +349,38 @@ pub(super) fn plan_cmd(
         &templates,
         a.templates.cluster_signing,
     )?;
+    // Files of what is about to be (re)issued change too, though the store still holds
+    // their current generation: count them as apply will write them.
+    let reissued: std::collections::BTreeSet<(String, String)> = decisions
+        .iter()
+        .filter(|d| d.reason.issues())
+        .map(|d| (d.plan.profile.clone(), d.plan.target.key()))
+        .collect();
+    let changes_with_issuance = |tree: &str, f: &StagedFile| -> bool {
+        matches!(f.kind, FileKind::Cert | FileKind::Key | FileKind::Public)
+            && f.source.split(',').any(|src| {
+                let target = match profiles.get(src).map(|p| p.scope) {
+                    Ok(crate::profile::Scope::Node) => tree.to_owned(),
+                    _ => "cluster".to_owned(),
+                };
+                reissued.contains(&(src.to_owned(), target))
+            })
+    };
     let mut totals: BTreeMap<Change, usize> = BTreeMap::new();
     let mut changes = Vec::new();
     for (tree, files) in &trees {
-        for (path, c) in stage::plan(&a.out.join(tree), tree, files, true)? {
+        let planned = stage::plan(&a.out.join(tree), tree, files, true)?;
+        let reissues_here = files.iter().any(|f| changes_with_issuance(tree, f));
+        for (path, mut c) in planned {
+            let reissued_file = files
+                .iter()
+                .any(|f| f.path == path && changes_with_issuance(tree, f));
+            // The manifest lists their hashes: it changes with them.
+            if c == Change::Unchanged
+                && (reissued_file || (reissues_here && path == stage::MANIFEST))
+            {
+                c = Change::Update;
+            }
             *totals.entry(c).or_default() += 1;
             if c != Change::Unchanged {
                 changes.push((tree.clone(), path, c));
