@@ -93,6 +93,14 @@ fn changed_node_ip_reissues_its_certificates_with_drift() {
         plan.contains("keep  kubelet-serving for worker02"),
         "{plan}"
     );
+    // What apply will write, the reissued pair and the manifest included.
+    for f in [
+        "update worker01:/etc/kubernetes/ssl/kubelet-serving.crt",
+        "update worker01:/etc/kubernetes/ssl/kubelet-serving.key",
+        "update worker01:/var/lib/kpki/manifest.json",
+    ] {
+        assert!(plan.contains(f), "{f}: {plan}");
+    }
     let out = apply_clean(&env, &inv);
     assert!(
         out.contains("issued kubelet-serving for worker01  (drift)"),
