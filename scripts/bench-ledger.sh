@@ -3,7 +3,10 @@
 # ledger holds 10 events, and on the same store with 10,000 (and 100,000), in one
 # hyperfine run, with the one-step openssl issuance beside them for scale.
 #
-#   scripts/bench-ledger.sh [--quick]
+#   scripts/bench-ledger.sh [--quick] [--old BIN]
+#
+#   --old BIN  also time BIN, a kpki 0.1 build (e.g. of commit b000289, which rewrote the
+#              ledger whole on every command), on stores of its own padded the same way
 #
 # The long ledgers are the short one padded with copies of its own `issued` lines for
 # another target (`pad/<n>`), so every store holds the same files and only the ledger's
@@ -15,19 +18,26 @@
 set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-RUNS=60
-case "${1:-}" in
-  --quick) RUNS=10 ;;
-  "") ;;
-  -h | --help)
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-    exit 0
-    ;;
-  *)
-    echo "bench-ledger.sh: unknown argument '$1' (try --help)" >&2
-    exit 1
-    ;;
-esac
+RUNS=100
+OLD=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) RUNS=10 ;;
+    --old)
+      OLD=$(realpath "${2:?--old needs a kpki binary}")
+      shift
+      ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "bench-ledger.sh: unknown argument '$1' (try --help)" >&2
+      exit 1
+      ;;
+  esac
+  shift
+done
 for t in cargo hyperfine openssl python3; do
   command -v "$t" >/dev/null || {
     echo "bench-ledger.sh: missing $t (sudo apt-get install -y hyperfine openssl python3)" >&2
@@ -57,7 +67,8 @@ pad() { # pad <store> <events>
 import json, sys
 path, want = sys.argv[1], int(sys.argv[2])
 lines = open(path).read().splitlines()
-issued = [json.loads(l) for l in lines if json.loads(l)["event"] == "issued"]
+# Format 2 events, or format 1's bare records (no "event" field).
+issued = [json.loads(l) for l in lines if json.loads(l).get("event", "issued") == "issued"]
 out = list(lines)
 n = 0
 while len(out) < want:
@@ -83,10 +94,24 @@ openssl ecparam -name prime256v1 -genkey -noout -out "$T/ossl-ca.key" 2>/dev/nul
 openssl req -x509 -new -key "$T/ossl-ca.key" -subj /CN=bench-ca -days 3650 -out "$T/ossl-ca.crt" 2>/dev/null
 
 issue() { echo "$KPKI --store $T/$1 issue -q --force --profile etcd-peer --node etcd01"; }
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$T/ledger.json" \
+old=()
+if [ -n "$OLD" ]; then
+  "$OLD" --store "$T/o10" init -q
+  "$OLD" --store "$T/o10" issue -q --profile etcd-peer --all
+  cp -a "$T/o10" "$T/o10000"
+  pad "$T/o10000" 10000
+  pad "$T/o10" 10
+  for s in o10 o10000; do
+    printf '%-8s ledger %8d lines, %9d bytes (kpki 0.1)\n' "$s" "$(wc -l <"$T/$s/ledger.jsonl")" "$(wc -c <"$T/$s/ledger.jsonl")"
+  done
+  oissue() { echo "$OLD --store $T/$1 issue -q --force --profile etcd-peer --node etcd01"; }
+  old=(-n "kpki 0.1 issue, ledger of 10" "$(oissue o10)" -n "kpki 0.1 issue, ledger of 10,000" "$(oissue o10000)")
+fi
+hyperfine -N --warmup 5 --runs "$RUNS" --prepare sync --export-json "$T/ledger.json" \
   -n "kpki issue, ledger of 10" "$(issue s10)" \
   -n "kpki issue, ledger of 10,000" "$(issue s10000)" \
   -n "kpki issue, ledger of 100,000" "$(issue s100000)" \
+  "${old[@]}" \
   -n "openssl req -x509 -CA (one step)" \
   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $T/o.key -out $T/o.crt -subj /CN=etcd01 -CA $T/ossl-ca.crt -CAkey $T/ossl-ca.key -days 365"
 
