@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Debian/Ubuntu, as root), then runs the
 # whole test suite. As a non-root user, install the packages it names first:
-#   sudo apt-get install -y openssl etcd-server etcd-client haproxy openssh-server prometheus jq
+#   sudo apt-get install -y openssl curl etcd-server etcd-client haproxy containerd openssh-server prometheus jq
 #   (and kubernetes-client when no kubectl is on the PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# containerd's own parser checks the rendered config.toml.
+command -v containerd >/dev/null || need+=(containerd)
 # A preinstalled kubectl conflicts with Debian's kubernetes-client: only add it when missing.
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 # The README's examples pipe kpki's JSON into jq (tests/readme).

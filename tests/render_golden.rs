@@ -242,6 +242,42 @@ fn haproxy_accepts_its_config() {
         assert!(text.contains(&format!("{m} check")), "{m}");
     }
     assert!(text.contains("mode tcp"), "TCP passthrough");
+    assert!(
+        text.contains("http-check send meth GET uri /readyz") && text.contains("check-ssl"),
+        "health checked over HTTPS on /readyz"
+    );
+}
+
+/// containerd's own parser reads the rendered config, and takes from it the systemd
+/// cgroup driver the kubelet is told to use, and flannel's CNI directories.
+#[test]
+fn containerd_reads_its_config_and_agrees_with_the_kubelet() {
+    let env = TestEnv::new();
+    let out = rendered(&env);
+    let cfg = out.join("worker01/etc/containerd/config.toml");
+    let o = Command::new("containerd")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "dump"])
+        .output()
+        .expect("containerd is installed (scripts/test.sh installs it)");
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "containerd config dump: {dump}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(dump.contains("SystemdCgroup = true"), "{dump}");
+    assert!(dump.contains("conf_dir = \"/etc/cni/net.d\""), "{dump}");
+    let kubelet =
+        std::fs::read_to_string(out.join("worker01/etc/kubernetes/kubelet-config.yaml")).unwrap();
+    assert!(kubelet.contains("cgroupDriver: systemd"), "{kubelet}");
+    // The drop-in orders containerd after flanneld but does not need its lease file.
+    let dropin = std::fs::read_to_string(
+        out.join("worker01/etc/systemd/system/containerd.service.d/10-flannel.conf"),
+    )
+    .unwrap();
+    assert!(!dropin.contains("EnvironmentFile"), "{dropin}");
 }
 
 #[test]

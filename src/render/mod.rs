@@ -140,6 +140,14 @@ pub const FILES: &[FileSpec] = &[
         false
     ),
     spec!(
+        "containerd/config.toml",
+        "containerd_config",
+        "/etc/containerd/config.toml",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
         "cni/10-flannel.conflist",
         "cni_conf",
         "/etc/cni/net.d/10-flannel.conflist",
