@@ -208,6 +208,30 @@ fn invalid_inventories() {
             "inv.toml:13:1: unknown field `role`",
         ),
         ("not toml", "[cluster\nname=".to_string(), "inv.toml:1:"),
+        (
+            // A newline would add a second FLANNELD_ETCD_* line to flanneld's options.env.
+            "etcd prefix with a newline",
+            GOOD.replacen(
+                "[cluster]\n",
+                "[cluster]\nflannel_etcd_prefix = \"/x\\nFLANNELD_ETCD_ENDPOINTS=http://evil:2379\"\n",
+                1,
+            ),
+            "is not an absolute etcd key of letters, digits and . _ - /",
+        ),
+        (
+            "resolv_conf not absolute",
+            GOOD.replacen("[cluster]\n", "[cluster]\nresolv_conf = \"resolv.conf\"\n", 1),
+            "resolv_conf \"resolv.conf\" is not an absolute path",
+        ),
+        (
+            "resolv_conf with ..",
+            GOOD.replacen(
+                "[cluster]\n",
+                "[cluster]\nresolv_conf = \"/etc/../root/x\"\n",
+                1,
+            ),
+            "is not an absolute path of letters",
+        ),
     ];
     for (what, text, expect) in cases {
         std::fs::write(env.path().join("inv.toml"), text).unwrap();

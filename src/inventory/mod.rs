@@ -122,6 +122,8 @@ pub struct Cluster {
     pub flannel_etcd_prefix: String,
     /// The cluster DNS service IP (kubelet's `clusterDNS`).
     pub cluster_dns: IpAddr,
+    /// The resolv.conf the kubelet gives pods for upstream names (`resolvConf`).
+    pub resolv_conf: String,
 }
 
 impl Cluster {
@@ -226,6 +228,24 @@ struct RawCluster {
     #[serde(default = "default_prefix")]
     flannel_etcd_prefix: Spanned<String>,
     cluster_dns: Option<Spanned<IpAddr>>,
+    #[serde(default = "default_resolv_conf")]
+    resolv_conf: Spanned<String>,
+}
+
+/// systemd-resolved's list of the real upstream servers: /etc/resolv.conf there names
+/// 127.0.0.53, which inside a pod is the pod itself, and CoreDNS would loop on it.
+fn default_resolv_conf() -> Spanned<String> {
+    Spanned::new(0..0, "/run/systemd/resolve/resolv.conf".into())
+}
+
+/// A value that is written into configs as a path or an etcd key: `/` and then letters,
+/// digits and `. _ - /` only, no `..`, so it can end no line and start no setting.
+fn safe_path(v: &str) -> bool {
+    v.starts_with('/')
+        && v.len() <= 4096
+        && !v.split('/').any(|c| c == "..")
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
 }
 
 fn default_subnet_len() -> Spanned<u8> {
@@ -307,14 +327,24 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
             &format!("use one of {}", FLANNEL_BACKENDS.join(", ")),
         ));
     }
-    if !c.flannel_etcd_prefix.get_ref().starts_with('/') {
+    if !safe_path(c.flannel_etcd_prefix.get_ref()) {
         return Err(err(
             c.flannel_etcd_prefix.span(),
             format!(
-                "flannel_etcd_prefix '{}' is not an absolute etcd key",
+                "flannel_etcd_prefix {:?} is not an absolute etcd key of letters, digits and . _ - /",
                 c.flannel_etcd_prefix.get_ref()
             ),
-            "start it with '/', such as /coreos.com/network",
+            "write it like /coreos.com/network",
+        ));
+    }
+    if !safe_path(c.resolv_conf.get_ref()) {
+        return Err(err(
+            c.resolv_conf.span(),
+            format!(
+                "resolv_conf {:?} is not an absolute path of letters, digits and . _ - /",
+                c.resolv_conf.get_ref()
+            ),
+            "write it like /etc/resolv.conf (hosts without systemd-resolved) or /run/systemd/resolve/resolv.conf",
         ));
     }
     let cluster_dns = match &c.cluster_dns {
@@ -346,6 +376,7 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
         flannel_backend: c.flannel_backend,
         flannel_etcd_prefix: c.flannel_etcd_prefix.into_inner(),
         cluster_dns,
+        resolv_conf: c.resolv_conf.into_inner(),
     };
 
     let loadbalancer = match raw.loadbalancer {

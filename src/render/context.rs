@@ -2,7 +2,7 @@
 //!
 //! | name | value |
 //! |---|---|
-//! | `cluster.{name,domain,cluster_domain,service_cidr,pod_cidr,dns,kubernetes_ip}` | from the inventory |
+//! | `cluster.{name,domain,cluster_domain,service_cidr,pod_cidr,dns,kubernetes_ip,resolv_conf}` | from the inventory |
 //! | `flannel.{prefix,config_key,config_key_sh,subnet_len,backend,subnet_file,network_json_sh}` | flannel settings; `*_sh` are quoted for sh |
 //! | `node.{name,fqdn,ip}`, `node.{etcd,master,worker}` (yes/no) | the node being rendered |
 //! | `etcd.{endpoints,initial_cluster,token,data_dir,state_directory,peer_url,client_url,listen_client_urls,peer_cn}`, `etcd.members[]` | etcd cluster; `peer_cn` is the etcd-peer profile's CN, the one etcd allows on its peer port |
@@ -154,6 +154,7 @@ impl Base {
                     ("service_cidr", s(c.service_cidr)),
                     ("pod_cidr", s(c.pod_cidr)),
                     ("dns", s(c.cluster_dns)),
+                    ("resolv_conf", s(&c.resolv_conf)),
                     ("kubernetes_ip", s(c.kubernetes_service_ip())),
                 ]),
             ),
