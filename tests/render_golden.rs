@@ -368,3 +368,54 @@ fn etcdctl_put_script_is_valid_sh() {
         "put '/coreos.com/network/config' '{\"Network\":\"10.2.0.0/16\",\"SubnetLen\":24,\"Backend\":{\"Type\":\"vxlan\"}}'"
     ), "{text}");
 }
+
+/// The real systemd-sysusers and systemd-tmpfiles, run on a copy of an etcd node's
+/// rendered tree as an alternate root, make the `etcd` user that etcd.service runs as and
+/// the data directory it owns: a fresh node has what `User=etcd` needs.
+#[test]
+fn sysusers_and_tmpfiles_make_the_etcd_user_and_its_data_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = TestEnv::new();
+    let out = rendered(&env);
+    let root = out.join("etcd01");
+    let run = |cmd: &str, args: &[&str]| {
+        let o = Command::new(cmd)
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd} is installed (systemd): {e}"));
+        assert!(
+            o.status.success(),
+            "{cmd} {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let sysusers = root.join("etc/sysusers.d/kpki-etcd.conf");
+    run("systemd-sysusers", &[sysusers.to_str().unwrap()]);
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("etcd:"))
+        .unwrap_or_else(|| panic!("no etcd user: {passwd}"));
+    let uid: u32 = line.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(line.ends_with(":/var/lib/etcd:/usr/sbin/nologin"), "{line}");
+    // Making a directory owned by etcd takes root (CI and scripts/test.sh run as root).
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        eprintln!("not root: systemd-tmpfiles --create not run");
+        return;
+    }
+    let tmpfiles = root.join("etc/tmpfiles.d/kpki-etcd.conf");
+    run(
+        "systemd-tmpfiles",
+        &["--create", tmpfiles.to_str().unwrap()],
+    );
+    let data = std::fs::metadata(root.join("var/lib/etcd")).unwrap();
+    assert!(data.is_dir());
+    assert_eq!(data.permissions().mode() & 0o7777, 0o700);
+    assert_eq!(data.uid(), uid, "owned by etcd");
+}

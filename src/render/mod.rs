@@ -116,6 +116,22 @@ pub const FILES: &[FileSpec] = &[
         false
     ),
     spec!(
+        "etcd/sysusers.conf",
+        "etcd_sysusers",
+        "/etc/sysusers.d/kpki-etcd.conf",
+        On::Roles(&[Role::Etcd]),
+        0o644,
+        false
+    ),
+    spec!(
+        "etcd/tmpfiles.conf",
+        "etcd_tmpfiles",
+        "/etc/tmpfiles.d/kpki-etcd.conf",
+        On::Roles(&[Role::Etcd]),
+        0o644,
+        false
+    ),
+    spec!(
         "flanneld/options.env",
         "flanneld_env",
         "/etc/flanneld/options.env",
