@@ -151,6 +151,15 @@ fn check_catches_each_planted_problem() {
         &["/etc/flanneld/options.env: FLANNELD_ETCD_CAFILE: /etc/ssl/etcd/etcd-ca.crt does not exist"],
     );
 
+    // 1b. Reached through kube-proxy's KubeProxyConfiguration: its kubeconfig's key.
+    let root = s.copy("worker01", "kube-proxy");
+    std::fs::remove_file(root.join("etc/kubernetes/ssl/kube-proxy.key")).unwrap();
+    assert_finds(
+        &s,
+        &root,
+        &["/etc/kubernetes/kube-proxy.kubeconfig: users[system:kube-proxy].user.client-key: /etc/kubernetes/ssl/kube-proxy.key does not exist"],
+    );
+
     // 2. A key that does not match its certificate.
     let root = s.copy("worker01", "mismatch");
     replace(

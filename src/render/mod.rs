@@ -204,6 +204,14 @@ pub const FILES: &[FileSpec] = &[
         false
     ),
     spec!(
+        "kube-proxy/kube-proxy-config.yaml",
+        "kube_proxy_config",
+        "/etc/kubernetes/kube-proxy-config.yaml",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
         "kube-proxy/kube-proxy.service",
         "kube_proxy_unit",
         "/etc/systemd/system/kube-proxy.service",

@@ -15,7 +15,8 @@
 //!   `command` + `args`), including an etcd static pod;
 //! - kubeconfigs `/etc/kubernetes/*.kubeconfig`, `/etc/kubernetes/*.conf` and
 //!   `/*.kubeconfig` (the operator's tree), plus every kubeconfig a flag names;
-//! - the `KubeletConfiguration` the kubelet's `--config` names;
+//! - the `KubeletConfiguration` the kubelet's `--config` names, and the
+//!   `KubeProxyConfiguration` kube-proxy's `--config` names (for its kubeconfig);
 //! - `/etc/etcd/options.env` and `/etc/flanneld/options.env`.
 //!
 //! Nothing here judges what it finds ([`super::check`] does); it only reports it.
@@ -203,6 +204,8 @@ enum Format {
     Unit,
     StaticPod,
     Kubeconfig,
+    /// A KubeProxyConfiguration: it names kube-proxy's kubeconfig.
+    KubeProxyConfig,
     /// A KubeletConfiguration, with the hosts its serving certificate must name.
     KubeletConfig {
         hosts: Vec<String>,
@@ -245,6 +248,7 @@ pub fn scan_tree(tree: &dyn TreeFiles) -> Scan {
             Format::Unit => read_unit(&text, &mut out),
             Format::StaticPod => read_static_pod(&text, &mut out),
             Format::Kubeconfig => read_kubeconfig(&text, &mut out),
+            Format::KubeProxyConfig => read_kube_proxy_config(&text, &mut out),
             Format::KubeletConfig { hosts, from } => {
                 read_kubelet_config(&text, hosts, from, &mut out)
             }
@@ -695,6 +699,11 @@ fn command_refs(c: Component, flags: &[(String, String)], out: &mut Out<'_>) {
         (hosts, from)
     };
     match c {
+        Component::KubeProxy => {
+            if let Some(cfg) = get("config") {
+                out.config_ref(c, "--config", cfg, Format::KubeProxyConfig);
+            }
+        }
         Component::KubeApiserver => {
             add(
                 "tls-cert-file",
@@ -1166,6 +1175,23 @@ fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
                 none(),
             );
         }
+    }
+    Ok(())
+}
+
+/// kube-proxy's `--config`: the kubeconfig it names is followed like a flag's.
+fn read_kube_proxy_config(text: &str, out: &mut Out<'_>) -> Result<(), String> {
+    let doc = load_yaml(text)?;
+    if let Some(v) = doc["clientConnection"]["kubeconfig"]
+        .as_str()
+        .filter(|v| !v.is_empty())
+    {
+        out.config_ref(
+            Component::KubeProxy,
+            "clientConnection.kubeconfig",
+            v,
+            Format::Kubeconfig,
+        );
     }
     Ok(())
 }
