@@ -36,6 +36,12 @@ pod_cidr = "10.2.0.0/16"
 fqdn = "lb.loop.test"
 ip = "127.0.0.10"
 
+# Tunables etcd must accept as rendered (the WAL is moved into the test's temp dir).
+[etcd]
+heartbeat_interval_ms = 50
+election_timeout_ms = 500
+wal_dir = "/var/lib/etcd-wal"
+
 [[nodes]]
 name = "etcd01"
 fqdn = "etcd01.loop.test"
@@ -213,6 +219,12 @@ fn three_member_tls_etcd_cluster_from_kpki_files() {
         vars.insert(
             "ETCD_DATA_DIR".into(),
             data.join(name).display().to_string(),
+        );
+        assert_eq!(vars["ETCD_WAL_DIR"], "/var/lib/etcd-wal");
+        assert_eq!(vars["ETCD_HEARTBEAT_INTERVAL"], "50");
+        vars.insert(
+            "ETCD_WAL_DIR".into(),
+            data.join(format!("{name}-wal")).display().to_string(),
         );
         // Debian's etcd 3.4 refuses to start on architectures other than amd64 without it.
         if std::env::consts::ARCH != "x86_64" {

@@ -219,6 +219,25 @@ fn invalid_inventories() {
             "is not an absolute etcd key of letters, digits and . _ - /",
         ),
         (
+            "election timeout below five heartbeats",
+            format!("{GOOD}\n[etcd]\nheartbeat_interval_ms = 200\nelection_timeout_ms = 500\n"),
+            "etcd election_timeout_ms 500 must be at least 5 × the heartbeat (1000)",
+        ),
+        (
+            "a vxlan option on another backend",
+            GOOD.replacen(
+                "[cluster]\n",
+                "[cluster]\nflannel_backend = \"host-gw\"\nflannel_vni = 4096\n",
+                1,
+            ),
+            "are vxlan options; flannel_backend is host-gw",
+        ),
+        (
+            "wal_dir with a newline",
+            format!("{GOOD}\n[etcd]\nwal_dir = \"/var/lib/w\\nETCD_NAME=x\"\n"),
+            "etcd wal_dir \"/var/lib/w\\nETCD_NAME=x\" is not an absolute path",
+        ),
+        (
             "resolv_conf not absolute",
             GOOD.replacen("[cluster]\n", "[cluster]\nresolv_conf = \"resolv.conf\"\n", 1),
             "resolv_conf \"resolv.conf\" is not an absolute path",

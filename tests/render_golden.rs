@@ -419,3 +419,46 @@ fn sysusers_and_tmpfiles_make_the_etcd_user_and_its_data_directory() {
     assert_eq!(data.permissions().mode() & 0o7777, 0o700);
     assert_eq!(data.uid(), uid, "owned by etcd");
 }
+
+/// The inventory's VXLAN options reach flannel's network config, in the file and in the
+/// etcdctl command that stores it, as the same JSON.
+#[test]
+fn flannel_vxlan_options_reach_the_network_config() {
+    let env = TestEnv::new();
+    let inv = env.path().join("cluster.toml");
+    let text = std::fs::read_to_string(support::example_inventory())
+        .unwrap()
+        .replacen(
+            "[cluster]\n",
+            "[cluster]\nflannel_vni = 4096\nflannel_port = 4789\nflannel_direct_routing = true\n",
+            1,
+        );
+    std::fs::write(&inv, text).unwrap();
+    let out = env.path().join("rendered");
+    env.ok(&[
+        "-i",
+        inv.to_str().unwrap(),
+        "render",
+        "--all",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("_cluster/flannel/network-config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        json["Backend"],
+        serde_json::json!({"Type": "vxlan", "VNI": 4096, "Port": 4789, "DirectRouting": true})
+    );
+    let script =
+        std::fs::read_to_string(out.join("_cluster/flannel/put-network-config.sh")).unwrap();
+    let stored = script
+        .rsplit_once(" '")
+        .map(|(_, q)| q.trim_end().trim_end_matches('\''))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(stored).unwrap(),
+        json
+    );
+}

@@ -124,6 +124,27 @@ pub struct Cluster {
     pub cluster_dns: IpAddr,
     /// The resolv.conf the kubelet gives pods for upstream names (`resolvConf`).
     pub resolv_conf: String,
+    /// VXLAN options (the vxlan backend only): VNI, UDP port, direct routing.
+    pub flannel_vxlan: Option<VxlanOptions>,
+}
+
+/// flannel's VXLAN backend options; `None` fields are flannel's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VxlanOptions {
+    pub vni: Option<u32>,
+    pub port: Option<u16>,
+    pub direct_routing: Option<bool>,
+}
+
+/// etcd's tunables; `None` is etcd's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EtcdOptions {
+    /// `ETCD_HEARTBEAT_INTERVAL`, milliseconds.
+    pub heartbeat_interval_ms: Option<u32>,
+    /// `ETCD_ELECTION_TIMEOUT`, milliseconds.
+    pub election_timeout_ms: Option<u32>,
+    /// `ETCD_WAL_DIR`: the write-ahead log on its own (faster) disk.
+    pub wal_dir: Option<String>,
 }
 
 impl Cluster {
@@ -170,6 +191,7 @@ pub struct Inventory {
     pub source: PathBuf,
     pub cluster: Cluster,
     pub loadbalancer: Option<LoadBalancer>,
+    pub etcd: EtcdOptions,
     nodes: Vec<Node>,
 }
 
@@ -209,6 +231,7 @@ impl Inventory {
 struct RawInventory {
     cluster: RawCluster,
     loadbalancer: Option<RawLoadBalancer>,
+    etcd: Option<RawEtcd>,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -230,6 +253,17 @@ struct RawCluster {
     cluster_dns: Option<Spanned<IpAddr>>,
     #[serde(default = "default_resolv_conf")]
     resolv_conf: Spanned<String>,
+    flannel_vni: Option<Spanned<u32>>,
+    flannel_port: Option<Spanned<u16>>,
+    flannel_direct_routing: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEtcd {
+    heartbeat_interval_ms: Option<Spanned<u32>>,
+    election_timeout_ms: Option<Spanned<u32>>,
+    wal_dir: Option<Spanned<String>>,
 }
 
 /// systemd-resolved's list of the real upstream servers: /etc/resolv.conf there names
@@ -366,6 +400,103 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
             .or_else(|| service.nth(2))
             .expect("checked above"),
     };
+    let vxlan_fields = [
+        c.flannel_vni.as_ref().map(|v| v.span()),
+        c.flannel_port.as_ref().map(|v| v.span()),
+        c.flannel_direct_routing.as_ref().map(|v| v.span()),
+    ];
+    let flannel_vxlan = if let Some(span) = vxlan_fields.iter().flatten().next() {
+        if c.flannel_backend != "vxlan" {
+            return Err(err(
+                span.clone(),
+                format!(
+                    "flannel_vni, flannel_port and flannel_direct_routing are vxlan options; flannel_backend is {}",
+                    c.flannel_backend
+                ),
+                "drop them, or set flannel_backend = \"vxlan\"",
+            ));
+        }
+        if let Some(v) = &c.flannel_vni {
+            if !(1..=16_777_215).contains(v.get_ref()) {
+                return Err(err(
+                    v.span(),
+                    format!("flannel_vni {} is not a VXLAN network id", v.get_ref()),
+                    "choose 1 to 16777215 (flannel's default is 1)",
+                ));
+            }
+        }
+        if let Some(p) = c.flannel_port.as_ref().filter(|p| *p.get_ref() == 0) {
+            return Err(err(
+                p.span(),
+                "flannel_port 0 is not a UDP port".into(),
+                "choose a port such as 8472 (flannel's default on Linux)",
+            ));
+        }
+        Some(VxlanOptions {
+            vni: c.flannel_vni.map(|v| v.into_inner()),
+            port: c.flannel_port.map(|v| v.into_inner()),
+            direct_routing: c.flannel_direct_routing.map(|v| v.into_inner()),
+        })
+    } else {
+        None
+    };
+    let etcd = match raw.etcd {
+        None => EtcdOptions::default(),
+        Some(e) => {
+            let hb = e.heartbeat_interval_ms.as_ref().map(|v| *v.get_ref());
+            if let Some(v) = &e.heartbeat_interval_ms {
+                if !(10..=10_000).contains(v.get_ref()) {
+                    return Err(err(
+                        v.span(),
+                        format!("etcd heartbeat_interval_ms {} is out of range", v.get_ref()),
+                        "choose 10 to 10000 ms; etcd's default is 100, about the round trip between members",
+                    ));
+                }
+            }
+            if let Some(v) = &e.election_timeout_ms {
+                // etcd refuses to start otherwise.
+                let floor = 5 * hb.unwrap_or(100);
+                if *v.get_ref() < floor || *v.get_ref() > 50_000 {
+                    return Err(err(
+                        v.span(),
+                        format!(
+                            "etcd election_timeout_ms {} must be at least 5 × the heartbeat ({floor}) and at most 50000",
+                            v.get_ref()
+                        ),
+                        "etcd's default is 1000 ms, ten heartbeats",
+                    ));
+                }
+            } else if hb.is_some_and(|h| 5 * h > 1000) {
+                let v = e.heartbeat_interval_ms.as_ref().expect("some");
+                return Err(err(
+                    v.span(),
+                    format!(
+                        "etcd heartbeat_interval_ms {} needs an election_timeout_ms of at least {}",
+                        v.get_ref(),
+                        5 * v.get_ref()
+                    ),
+                    "set election_timeout_ms too (about ten heartbeats)",
+                ));
+            }
+            if let Some(w) = &e.wal_dir {
+                if !safe_path(w.get_ref()) {
+                    return Err(err(
+                        w.span(),
+                        format!(
+                            "etcd wal_dir {:?} is not an absolute path of letters, digits and . _ - /",
+                            w.get_ref()
+                        ),
+                        "write it like /var/lib/etcd-wal",
+                    ));
+                }
+            }
+            EtcdOptions {
+                heartbeat_interval_ms: hb,
+                election_timeout_ms: e.election_timeout_ms.map(|v| v.into_inner()),
+                wal_dir: e.wal_dir.map(|v| v.into_inner()),
+            }
+        }
+    };
     let cluster = Cluster {
         name: c.name.into_inner(),
         domain: c.domain.into_inner(),
@@ -377,6 +508,7 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
         flannel_etcd_prefix: c.flannel_etcd_prefix.into_inner(),
         cluster_dns,
         resolv_conf: c.resolv_conf.into_inner(),
+        flannel_vxlan,
     };
 
     let loadbalancer = match raw.loadbalancer {
@@ -485,6 +617,7 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
         source: path.to_path_buf(),
         cluster,
         loadbalancer,
+        etcd,
         nodes,
     })
 }

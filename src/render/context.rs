@@ -3,9 +3,9 @@
 //! | name | value |
 //! |---|---|
 //! | `cluster.{name,domain,cluster_domain,service_cidr,pod_cidr,dns,kubernetes_ip,resolv_conf}` | from the inventory |
-//! | `flannel.{prefix,config_key,config_key_sh,subnet_len,backend,subnet_file,network_json_sh}` | flannel settings; `*_sh` are quoted for sh |
+//! | `flannel.{prefix,config_key,config_key_sh,subnet_len,backend,backend_json,subnet_file,network_json_sh}` | flannel settings; `*_sh` are quoted for sh |
 //! | `node.{name,fqdn,ip}`, `node.{etcd,master,worker}` (yes/no) | the node being rendered |
-//! | `etcd.{endpoints,initial_cluster,token,data_dir,state_directory,peer_url,client_url,listen_client_urls,peer_cn}`, `etcd.members[]` | etcd cluster; `peer_cn` is the etcd-peer profile's CN, the one etcd allows on its peer port |
+//! | `etcd.{endpoints,initial_cluster,token,data_dir,state_directory,peer_url,client_url,listen_client_urls,peer_cn,heartbeat_interval,election_timeout,wal_dir,has_wal_dir}`, `etcd.members[]` | etcd cluster; `peer_cn` is the etcd-peer profile's CN, the one etcd allows on its peer port |
 //! | `apiserver.{url,local_url,port,count}`, `masters[]` (`name`, `fqdn`, `ip`) | control plane |
 //! | `lb.{fqdn,ip}` | the load balancer, when the inventory has one |
 //! | `pki.<profile>.{cert,key,ca}` or `.{key,public}` | install paths, from each profile |
@@ -76,10 +76,26 @@ impl Base {
             (None, None) if k8s => return Err(RenderError::NoApiserver),
             (None, None) => String::new(),
         };
+        // flannel's backend, with the inventory's VXLAN options: one JSON object for the
+        // network-config.json file and the etcdctl command that stores it.
+        let mut backend = format!("{{\"Type\":\"{}\"", c.flannel_backend);
+        if let Some(v) = &c.flannel_vxlan {
+            if let Some(vni) = v.vni {
+                backend.push_str(&format!(",\"VNI\":{vni}"));
+            }
+            if let Some(port) = v.port {
+                backend.push_str(&format!(",\"Port\":{port}"));
+            }
+            if let Some(d) = v.direct_routing {
+                backend.push_str(&format!(",\"DirectRouting\":{d}"));
+            }
+        }
+        backend.push('}');
         let network_json = format!(
-            "{{\"Network\":\"{}\",\"SubnetLen\":{},\"Backend\":{{\"Type\":\"{}\"}}}}",
-            c.pod_cidr, c.flannel_subnet_len, c.flannel_backend
+            "{{\"Network\":\"{}\",\"SubnetLen\":{},\"Backend\":{backend}}}",
+            c.pod_cidr, c.flannel_subnet_len
         );
+        let e = &inv.etcd;
         let config_key = format!("{}/config", c.flannel_etcd_prefix.trim_end_matches('/'));
 
         let mut pki = Scope::new();
@@ -166,6 +182,7 @@ impl Base {
                     ("config_key_sh", s(sh_quote(&config_key))),
                     ("subnet_len", s(c.flannel_subnet_len)),
                     ("backend", s(&c.flannel_backend)),
+                    ("backend_json", s(&backend)),
                     ("subnet_file", s(FLANNEL_SUBNET_FILE)),
                     ("network_json_sh", s(sh_quote(&network_json))),
                 ]),
@@ -191,6 +208,14 @@ impl Base {
                     ),
                     ("token", s(format!("{}-etcd", c.name))),
                     ("peer_cn", s(peer_cn)),
+                    // Written always, upstream's defaults unless the inventory says.
+                    (
+                        "heartbeat_interval",
+                        s(e.heartbeat_interval_ms.unwrap_or(100)),
+                    ),
+                    ("election_timeout", s(e.election_timeout_ms.unwrap_or(1000))),
+                    ("wal_dir", s(e.wal_dir.as_deref().unwrap_or(""))),
+                    ("has_wal_dir", Value::Bool(e.wal_dir.is_some())),
                     ("data_dir", s("/var/lib/etcd")),
                     ("state_directory", s("etcd")),
                     (
