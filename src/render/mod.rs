@@ -140,6 +140,22 @@ pub const FILES: &[FileSpec] = &[
         false
     ),
     spec!(
+        "cluster/put-network-config.sh",
+        "flannel_put_node",
+        "/usr/local/lib/kpki/put-flannel-network-config.sh",
+        On::Roles(&[Role::Master]),
+        0o755,
+        false
+    ),
+    spec!(
+        "flanneld/network-config.service",
+        "flannel_network_unit",
+        "/etc/systemd/system/kpki-flannel-network.service",
+        On::Roles(&[Role::Master]),
+        0o644,
+        false
+    ),
+    spec!(
         "flanneld/flanneld.service",
         "flanneld_unit",
         "/etc/systemd/system/flanneld.service",
