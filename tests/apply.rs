@@ -156,7 +156,7 @@ fn first_apply_initialises_issues_and_stages_every_node() {
         lines[37].starts_with("plan: 0 to issue, 37 to keep; staged files in "),
         "{plan}"
     );
-    assert!(plan.trim_end().ends_with(": 186 unchanged"), "{plan}");
+    assert!(plan.trim_end().ends_with(": 187 unchanged"), "{plan}");
 }
 
 #[test]

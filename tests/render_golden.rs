@@ -462,3 +462,48 @@ fn flannel_vxlan_options_reach_the_network_config() {
         json
     );
 }
+
+/// The CoreDNS manifest is well-formed YAML, one document per object, and its Service
+/// sits at the address every kubelet names as its cluster DNS.
+#[test]
+fn coredns_serves_at_the_kubelets_cluster_dns() {
+    use yaml_rust2::YamlLoader;
+    let env = TestEnv::new();
+    let out = rendered(&env);
+    let docs = YamlLoader::load_from_str(
+        &std::fs::read_to_string(out.join("_cluster/coredns.yaml")).unwrap(),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "Service"
+        ]
+    );
+    let service = &docs[5];
+    let kubelet = YamlLoader::load_from_str(
+        &std::fs::read_to_string(out.join("worker01/etc/kubernetes/kubelet-config.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        service["spec"]["clusterIP"].as_str(),
+        kubelet[0]["clusterDNS"][0].as_str()
+    );
+    assert_eq!(service["spec"]["clusterIP"].as_str(), Some("10.3.0.2"));
+    let corefile = docs[3]["data"]["Corefile"].as_str().unwrap();
+    assert!(
+        corefile.contains("kubernetes cluster.local in-addr.arpa"),
+        "{corefile}"
+    );
+    // The Deployment's pods are the Service's endpoints.
+    assert_eq!(
+        docs[4]["spec"]["template"]["metadata"]["labels"]["k8s-app"],
+        service["spec"]["selector"]["k8s-app"]
+    );
+}

@@ -276,6 +276,14 @@ pub const FILES: &[FileSpec] = &[
         true
     ),
     spec!(
+        "cluster/coredns.yaml",
+        "coredns",
+        "/coredns.yaml",
+        On::Cluster,
+        0o644,
+        false
+    ),
+    spec!(
         "cluster/network-config.json",
         "flannel_network",
         "/flannel/network-config.json",
