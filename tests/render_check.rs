@@ -4,7 +4,9 @@
 //! SANs lack the peer URL's IP, and a client certificate without clientAuth. Each
 //! problem is one line naming the config, the key and what is wrong; exit status 2.
 //! The same trees, loaded into memory, get exactly the same findings from `check_tree`
-//! as from `check` on disk, so a tree can be judged before it is written.
+//! as from `check` on disk, so a tree can be judged before it is written. And `audit
+//! --configs`, reading the same tree through the same config reader, fails on the same
+//! planted problems and names the same certificate and key files.
 
 mod support;
 
@@ -402,4 +404,114 @@ fn check_tree_in_memory_finds_what_check_finds_on_disk() {
         &same_in_memory(&root),
         "/admin.kubeconfig (which embeds a private key) is readable by group or others (mode 0644)",
     );
+}
+
+/// The certificate and key files a report's lines name, as install paths. CA files are
+/// left out: both reports name them as context (what a certificate should chain to).
+fn pki_files_named(text: &str, root: &Path) -> std::collections::BTreeSet<String> {
+    let root = root.to_str().unwrap();
+    text.lines()
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || "(),;".contains(c)))
+        .map(|w| w.trim_end_matches(':'))
+        .map(|w| w.strip_prefix(root).unwrap_or(w))
+        .filter(|w| w.starts_with("/etc/") && (w.ends_with(".crt") || w.ends_with(".key")))
+        .filter(|w| !w.ends_with("ca.crt"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `render --check` and `audit --configs` read a tree through the same config reader: on
+/// the same planted problems, both fail, and both name the same certificate and key files.
+#[test]
+fn render_check_and_audit_configs_find_the_same_problems() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Staged::new();
+    let (foreign_cert, foreign_key) = {
+        let other = s.env.path().join("other-pki");
+        s.env.ok(&["--store", other.to_str().unwrap(), "init"]);
+        let out = s.env.path().join("foreign");
+        s.env.ok(&[
+            "--store",
+            other.to_str().unwrap(),
+            "issue",
+            "--profile",
+            "kube-proxy",
+            "--node",
+            "worker01",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let d = out.join("worker01/etc/kubernetes/ssl");
+        (d.join("kube-proxy.crt"), d.join("kube-proxy.key"))
+    };
+    type Plant = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Plant)> = vec![
+        (
+            "missing",
+            Box::new(|r: &Path| {
+                std::fs::remove_file(r.join("etc/ssl/etcd/etcd-client.crt")).unwrap()
+            }),
+        ),
+        (
+            "mismatch",
+            Box::new(|r: &Path| {
+                replace(
+                    &r.join("etc/kubernetes/ssl/kubelet.key"),
+                    &r.join("etc/kubernetes/ssl/kube-proxy.key"),
+                )
+            }),
+        ),
+        (
+            "mode",
+            Box::new(|r: &Path| {
+                std::fs::set_permissions(
+                    r.join("etc/kubernetes/ssl/kube-proxy.key"),
+                    std::fs::Permissions::from_mode(0o644),
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "foreign",
+            Box::new(move |r: &Path| {
+                replace(&r.join("etc/kubernetes/ssl/kube-proxy.crt"), &foreign_cert);
+                replace(&r.join("etc/kubernetes/ssl/kube-proxy.key"), &foreign_key);
+            }),
+        ),
+    ];
+    for (case, plant) in cases {
+        let root = s.copy("worker01", &format!("same-{case}"));
+        plant(&root);
+        let (code, check) = s.check(&root);
+        assert_eq!(code, 2, "{case}: render --check:\n{check}");
+        let o = s.env.run(&[
+            "audit",
+            "--configs",
+            root.to_str().unwrap(),
+            "--node",
+            "worker01",
+        ]);
+        let audit = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{case}: audit --configs:\n{audit}"
+        );
+        // The FINDINGS block, up to the blank line before the summary.
+        let findings: String = audit
+            .lines()
+            .skip_while(|l| *l != "FINDINGS")
+            .take_while(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (a, b) = (
+            pki_files_named(&check, &root),
+            pki_files_named(&findings, &root),
+        );
+        assert!(!a.is_empty(), "{case}: {check}");
+        assert_eq!(
+            a, b,
+            "{case}:\nrender --check:\n{check}\naudit --configs:\n{findings}"
+        );
+    }
 }
