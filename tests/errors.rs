@@ -424,3 +424,12 @@ fn force_issues_a_new_generation_and_keeps_the_old() {
     let err = env.fails(&["init"], 2);
     assert!(err.contains("a kpki store already exists at pki"), "{err}");
 }
+
+#[test]
+fn an_absurd_thread_count_is_a_usage_error_not_a_crash() {
+    let env = TestEnv::new();
+    for n in ["100000000000", "0"] {
+        let err = env.fails(&["audit", "--threads", n, "."], 3);
+        assert!(err.contains("is not in 1..=256"), "{err}");
+    }
+}

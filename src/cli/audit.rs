@@ -169,8 +169,12 @@ pub struct AuditArgs {
     /// Report a day on which at least this many distinct certificates expire.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub cliff: usize,
-    /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
+    /// Worker threads, 1 to 256 (default: one per core).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256)
+    )]
     pub threads: Option<usize>,
     /// Evaluate at this time instead of now (RFC 3339). For tests and for asking "what
     /// will have expired by then".
