@@ -557,7 +557,7 @@ pub fn export(
     let mut batch = atomic::Batch::new();
     for (path, body, mode, _) in &plan {
         let parent = path.parent().expect("under OUT/<target>");
-        atomic::create_dir_private(parent).map_err(io(parent))?;
+        atomic::tree_dirs(&dir, parent, crate::stage::TREE_DIR_MODE).map_err(io(parent))?;
         batch
             .add(path, body.as_bytes(), *mode, Existing::Refuse)
             .map_err(|source| IssueError::Io {

@@ -235,3 +235,57 @@ fn apply_refuses_a_broken_template_before_writing_anything() {
     );
     assert!(!env.store().exists() && !out.exists(), "nothing written");
 }
+
+/// A staged tree is laid out like the node's `/`: its directories are 0755 as the node's
+/// own are, so `rsync -a staged/etcd01/ root@etcd01:/` changes no directory's mode; keys
+/// stay 0600 and the directory holding the trees is 0700. A tree staged by an older kpki
+/// with 0700 directories is corrected.
+#[test]
+fn staged_directories_have_the_modes_of_a_node() {
+    let env = TestEnv::new();
+    let out = env.path().join("staged");
+    let out_s = out.to_str().unwrap();
+    env.ok(&["apply", "--out", out_s]);
+    assert_eq!(mode(&out), 0o700);
+    for d in [
+        "etcd01",
+        "etcd01/etc",
+        "etcd01/etc/ssl",
+        "etcd01/etc/ssl/etcd",
+        "etcd01/var/lib/kpki",
+    ] {
+        assert_eq!(mode(&out.join(d)), 0o755, "{d}");
+    }
+    assert_eq!(mode(&out.join("etcd01/etc/ssl/etcd/etcd.key")), 0o600);
+    for d in ["etcd01", "etcd01/etc/ssl/etcd"] {
+        std::fs::set_permissions(out.join(d), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    std::fs::remove_file(out.join("etcd01/etc/etcd/options.env")).unwrap();
+    env.ok(&["apply", "--out", out_s]);
+    for d in ["etcd01", "etcd01/etc/ssl/etcd"] {
+        assert_eq!(mode(&out.join(d)), 0o755, "{d} corrected");
+    }
+    // issue --out lays its files out the same way.
+    env.ok(&[
+        "issue",
+        "--force",
+        "--profile",
+        "kubelet",
+        "--node",
+        "worker01",
+        "--out",
+        "exp",
+    ]);
+    assert_eq!(mode(&env.path().join("exp")), 0o700);
+    assert_eq!(
+        mode(&env.path().join("exp/worker01/etc/kubernetes/ssl")),
+        0o755
+    );
+    assert_eq!(
+        mode(
+            &env.path()
+                .join("exp/worker01/etc/kubernetes/ssl/kubelet.key")
+        ),
+        0o600
+    );
+}

@@ -30,6 +30,10 @@ pub use desired::{config_file, desired, verify, Notes, Source, Trees};
 /// Where the manifest is installed on the node (and so where it sits in the tree).
 pub const MANIFEST: &str = "/var/lib/kpki/manifest.json";
 const FORMAT: u32 = 1;
+/// Directories inside a staged tree are the node's own system directories (`etc`,
+/// `etc/kubernetes`, …): 0755 there, so copying the tree onto `/` changes none of them.
+/// The directory that holds the trees (`OUT`) is 0700; keys inside are 0600.
+pub const TREE_DIR_MODE: u32 = 0o755;
 
 /// What a staged file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -434,8 +438,8 @@ pub fn write(
     files: &[StagedFile],
     with_manifest: bool,
 ) -> Result<Vec<(String, Change)>, StageError> {
-    atomic::create_dir_private(root).map_err(io(root))?;
     no_links(root, root)?;
+    atomic::tree_dirs(root, root, TREE_DIR_MODE).map_err(io(root))?;
     let mut all: Vec<&StagedFile> = files.iter().collect();
     let m = with_manifest.then(|| manifest_file(&manifest(tree, files)));
     let gone = if with_manifest {
@@ -444,6 +448,19 @@ pub fn write(
         vec![]
     };
     all.extend(m.as_ref());
+    // Every directory of the tree at the node's mode, those of unchanged files too (a
+    // tree an older kpki staged had them 0700).
+    let mut dirs = BTreeSet::new();
+    for f in &all {
+        let path = target(root, &f.path)?;
+        if f.kind != FileKind::OnNode {
+            dirs.insert(path.parent().expect("below the root").to_path_buf());
+        }
+    }
+    for d in &dirs {
+        no_links(root, d)?;
+        atomic::tree_dirs(root, d, TREE_DIR_MODE).map_err(io(d))?;
+    }
     let mut out = Vec::new();
     // One flush for the whole tree (the manifest goes in last), not two per file.
     let mut batch = atomic::Batch::new();
@@ -467,8 +484,6 @@ pub fn write(
                 fs::set_permissions(&path, fs::Permissions::from_mode(f.mode)).map_err(io(&path))?
             }
             _ => {
-                let parent = path.parent().expect("below the root");
-                atomic::create_dir_private(parent).map_err(io(parent))?;
                 no_links(root, &path)?;
                 batch
                     .add(&path, contents, f.mode, Existing::Replace)

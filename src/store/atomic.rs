@@ -5,7 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,9 +33,40 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Makes every directory from `top` (which must exist, or is created 0700) down to
+/// `dir` exist with exactly `mode`, creating what is missing and correcting what differs.
+/// For trees laid out like a node's `/`: `rsync -a tree/ /` copies directory modes, so a
+/// staged `etc/` must be 0755 like the node's own; the files inside keep their modes (keys
+/// 0600). Callers check for symbolic links first.
+pub fn tree_dirs(top: &Path, dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    create_dir_private(
+        top.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )?;
+    let rel = dir.strip_prefix(top).unwrap_or(Path::new(""));
+    let mut cur = top.to_path_buf();
+    let mut chain = vec![cur.clone()];
+    for c in rel.components() {
+        cur.push(c);
+        chain.push(cur.clone());
+    }
+    for d in chain {
+        match fs::DirBuilder::new().mode(mode).create(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if fs::metadata(&d)?.permissions().mode() & 0o7777 != mode {
+            fs::set_permissions(&d, fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates `dir` and its parents with mode 0700 where they do not exist.
 pub fn create_dir_private(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
