@@ -21,5 +21,6 @@ pub mod source;
 pub mod span;
 pub mod stage;
 pub mod store;
+pub mod terminal;
 
 pub use error::{Error, Result};

@@ -220,3 +220,49 @@ fn inspect_reads_pem_der_chains_and_csrs() {
     let err = env.fails(&["inspect", "junk.crt"], 1);
     assert!(err.contains("junk.crt"), "{err}");
 }
+
+/// A subject holding a terminal escape and a newline is printed escaped by `inspect` and
+/// the audit table: it can neither drive the terminal nor forge a line of output.
+#[test]
+fn hostile_subjects_are_printed_escaped() {
+    let env = TestEnv::new();
+    let (crt, key) = (env.path().join("e.crt"), env.path().join("e.key"));
+    let (ok, out) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        crt.to_str().unwrap(),
+        "-days",
+        "30",
+        "-utf8",
+        "-subj",
+        "/CN=evil\u{1b}[2J\nok   forged line",
+    ]);
+    assert!(ok, "{out}");
+    let text = env.ok(&["inspect", crt.to_str().unwrap()]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("CN=evil\\x1b[2J\\nok   forged line"),
+        "{text}"
+    );
+    let o = env.run(&[
+        "audit",
+        "--ca",
+        crt.to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(
+        !table.lines().any(|l| l.starts_with("ok   forged")),
+        "{table}"
+    );
+    assert!(table.contains("evil\\x1b[2J\\nok"), "{table}");
+}

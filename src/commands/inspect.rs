@@ -56,7 +56,7 @@ pub(super) fn run(a: &InspectArgs, now: OffsetDateTime, p: &mut Printer) -> Resu
     }
     for (n, i) in all.iter().enumerate() {
         if n > 0 {
-            p.data("")?;
+            p.text("")?;
         }
         match i {
             Inspected::Certificate { file, summary: s } => {
@@ -67,33 +67,33 @@ pub(super) fn run(a: &InspectArgs, now: OffsetDateTime, p: &mut Printer) -> Resu
                 } else {
                     format!("{} left", human_left(s.seconds_left))
                 };
-                p.data(format!(
+                p.text(format!(
                     "{file}: certificate{}",
                     if s.is_ca { " (CA)" } else { "" }
                 ))?;
-                p.data(format!("  subject      {}", s.subject))?;
-                p.data(format!("  issuer       {}", s.issuer))?;
-                p.data(format!("  serial       {}", s.serial))?;
-                p.data(format!(
+                p.text(format!("  subject      {}", s.subject))?;
+                p.text(format!("  issuer       {}", s.issuer))?;
+                p.text(format!("  serial       {}", s.serial))?;
+                p.text(format!(
                     "  validity     {} .. {}  ({state})",
                     pki::rfc3339(s.not_before),
                     pki::rfc3339(s.not_after)
                 ))?;
-                p.data(format!("  key          {} {}", s.key.algorithm, s.key.bits))?;
+                p.text(format!("  key          {} {}", s.key.algorithm, s.key.bits))?;
                 if !s.sans.is_empty() {
-                    p.data(format!("  SANs         {}", s.sans.join(", ")))?;
+                    p.text(format!("  SANs         {}", s.sans.join(", ")))?;
                 }
-                p.data(format!("  key usage    {}", s.key_usage.join(", ")))?;
+                p.text(format!("  key usage    {}", s.key_usage.join(", ")))?;
                 if !s.ext_key_usage.is_empty() {
-                    p.data(format!("  ext usage    {}", s.ext_key_usage.join(", ")))?;
+                    p.text(format!("  ext usage    {}", s.ext_key_usage.join(", ")))?;
                 }
                 if let Some(k) = &s.subject_key_id {
-                    p.data(format!("  subject key  {k}"))?;
+                    p.text(format!("  subject key  {k}"))?;
                 }
                 if let Some(k) = &s.authority_key_id {
-                    p.data(format!("  issuer key   {k}"))?;
+                    p.text(format!("  issuer key   {k}"))?;
                 }
-                p.data(format!("  sha256       {}", s.sha256))?;
+                p.text(format!("  sha256       {}", s.sha256))?;
             }
             Inspected::Csr {
                 file,
@@ -102,16 +102,16 @@ pub(super) fn run(a: &InspectArgs, now: OffsetDateTime, p: &mut Printer) -> Resu
                 key,
                 requests_ca,
             } => {
-                p.data(format!(
+                p.text(format!(
                     "{file}: certificate signing request (signature verified)"
                 ))?;
-                p.data(format!("  subject      {subject}"))?;
-                p.data(format!("  key          {} {}", key.algorithm, key.bits))?;
+                p.text(format!("  subject      {subject}"))?;
+                p.text(format!("  key          {} {}", key.algorithm, key.bits))?;
                 if !sans.is_empty() {
-                    p.data(format!("  SANs         {}", sans.join(", ")))?;
+                    p.text(format!("  SANs         {}", sans.join(", ")))?;
                 }
                 if *requests_ca {
-                    p.data("  asks for     CA:TRUE (kpki will refuse to sign it)")?;
+                    p.text("  asks for     CA:TRUE (kpki will refuse to sign it)")?;
                 }
             }
         }

@@ -49,6 +49,13 @@ impl Printer {
         Ok(())
     }
 
+    /// One line of text made of values from certificates or file names, printed even
+    /// with --quiet, with every character a terminal would obey escaped
+    /// ([`crate::terminal::printable`]).
+    pub(crate) fn text(&mut self, s: impl AsRef<str>) -> Result<()> {
+        self.data(crate::terminal::printable(s.as_ref()))
+    }
+
     /// Output that is the command's product (PEM, JSON): printed even with --quiet.
     pub(crate) fn data(&mut self, s: impl AsRef<str>) -> Result<()> {
         match writeln!(self.out, "{}", s.as_ref()) {

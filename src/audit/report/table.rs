@@ -119,7 +119,8 @@ pub fn table(r: &Report, o: TableOptions) -> String {
             u8::from(d.month()),
             d.day()
         );
-        let subject = c.short_subject();
+        let subject = crate::terminal::printable(c.short_subject());
+        let subject = subject.as_ref();
         if subject.len() <= 40 {
             let _ = write!(out, "{subject:<40}  ");
         } else {
@@ -129,9 +130,10 @@ pub fn table(r: &Report, o: TableOptions) -> String {
             let _ = write!(out, "{:<30}  ", truncate(&owner(c), 30));
         }
         match c.path.to_str() {
-            Some(p) => out.push_str(p),
+            Some(p) => out.push_str(&crate::terminal::printable(p)),
             None => {
-                let _ = write!(out, "{}", c.path.display());
+                let shown = c.path.display().to_string();
+                out.push_str(&crate::terminal::printable(&shown));
             }
         }
         match &c.embedded {
@@ -164,9 +166,10 @@ pub fn table(r: &Report, o: TableOptions) -> String {
                 f.kind.name()
             );
             if let Some(p) = &f.path {
-                let _ = write!(out, "{}: ", p.display());
+                let shown = p.display().to_string();
+                let _ = write!(out, "{}: ", crate::terminal::printable(&shown));
             }
-            out.push_str(&f.message);
+            out.push_str(&crate::terminal::printable(&f.message));
             out.push('\n');
         }
     }
