@@ -289,3 +289,28 @@ fn staged_directories_have_the_modes_of_a_node() {
         0o600
     );
 }
+
+/// A kpki killed while staging leaves temporary files, maybe holding plaintext keys:
+/// `render --check` reports them, and the next `apply` removes them.
+#[test]
+fn temporary_files_of_a_killed_run_are_reported_and_removed() {
+    let env = TestEnv::new();
+    let out = env.path().join("staged");
+    let out_s = out.to_str().unwrap();
+    env.ok(&["apply", "--out", out_s]);
+    // PIDs stop far below this one (pid_max is at most 2^22): its process is gone.
+    let left = out.join("etcd01/etc/ssl/etcd/.etcd.key.kpki-tmp.999999999.3");
+    std::fs::write(&left, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let o = env.run(&["render", "--check", "--out", out_s]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            ".etcd.key.kpki-tmp.999999999.3: a temporary file of an interrupted kpki run"
+        ),
+        "{text}"
+    );
+    env.ok(&["apply", "--out", out_s]);
+    assert!(!left.exists());
+    env.ok(&["render", "--check", "--out", out_s]);
+}

@@ -162,6 +162,17 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
             problems += 1;
             p.data(format!("{name}: {f}"))?;
         }
+        // A staged tree (not a whole system) is small enough to look for what a killed
+        // kpki left: temporary files that may hold plaintext keys.
+        if a.root.is_none() {
+            for f in crate::store::atomic::leftovers(root) {
+                problems += 1;
+                p.data(format!(
+                    "{name}: {}: a temporary file of an interrupted kpki run (it may hold a key); `kpki apply` removes it",
+                    f.display()
+                ))?;
+            }
+        }
     }
     p.line(format!(
         "checked {} tree(s): {references} reference(s), {problems} problem(s)",

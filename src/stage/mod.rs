@@ -440,6 +440,10 @@ pub fn write(
 ) -> Result<Vec<(String, Change)>, StageError> {
     no_links(root, root)?;
     atomic::tree_dirs(root, root, TREE_DIR_MODE).map_err(io(root))?;
+    // A run killed mid-write left temporary files, plaintext keys among them: gone now.
+    for f in atomic::leftovers(root) {
+        fs::remove_file(&f).map_err(io(&f))?;
+    }
     let mut all: Vec<&StagedFile> = files.iter().collect();
     let m = with_manifest.then(|| manifest_file(&manifest(tree, files)));
     let gone = if with_manifest {

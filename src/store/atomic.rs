@@ -28,6 +28,35 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.kpki-tmp.{}.{n}", std::process::id()))
 }
 
+/// Whether `name` is one of kpki's temporary files, and the PID that made it.
+fn temp_owner(name: &str) -> Option<u32> {
+    let (_, rest) = name.strip_prefix('.')?.rsplit_once(".kpki-tmp.")?;
+    let (pid, n) = rest.split_once('.')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// kpki's temporary files under `dir` (not following links) left by a process that is
+/// gone: a run killed between writing them and renaming them into place. They may hold
+/// plaintext keys (a staged tree's).
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(temp_owner)
+                .is_some_and(|pid| {
+                    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+                })
+        })
+        .map(|e| e.into_path())
+        .collect()
+}
+
 /// fsyncs a directory so a rename or link in it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
