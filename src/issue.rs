@@ -471,6 +471,7 @@ pub fn export(
         let path = path.to_path_buf();
         move |source| IssueError::Io { path, source }
     };
+    crate::stage::safe_out(&dir)?;
     // Never write a key through a symlink planted where the node's directory goes.
     for d in [out, dir.as_path()] {
         if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {

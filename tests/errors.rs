@@ -433,3 +433,70 @@ fn an_absurd_thread_count_is_a_usage_error_not_a_crash() {
         assert!(err.contains("is not in 1..=256"), "{err}");
     }
 }
+
+#[test]
+fn unsafe_places_and_modes_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    // No HOME and no XDG_CONFIG_HOME: the identity has no safe default place.
+    let env = TestEnv::new();
+    let o = env
+        .kpki()
+        .env_remove("HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .arg("init")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    one_line(&err);
+    assert!(
+        err.contains("neither HOME nor XDG_CONFIG_HOME is set"),
+        "{err}"
+    );
+    assert!(!env.store().exists() && !env.path().join("kpki").exists());
+
+    // Staging into a directory anyone can write.
+    env.init();
+    let open = env.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for args in [
+        vec!["apply", "--out", "open"],
+        vec![
+            "issue",
+            "--profile",
+            "kubelet",
+            "--node",
+            "worker01",
+            "--out",
+            "open",
+        ],
+    ] {
+        let err = env.fails(&args, 1);
+        one_line(&err);
+        assert!(
+            err.contains("open can be written by anyone"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&open).unwrap().count(),
+        0,
+        "nothing staged"
+    );
+    assert!(
+        !env.store().join("issued").exists(),
+        "nothing issued either: the place is checked first"
+    );
+
+    // A profile installing a certificate anyone may overwrite.
+    let dir = env.store().join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = env
+        .ok(&["profiles", "show", "kubelet"])
+        .replace("mode = 0o644", "mode = 0o666");
+    std::fs::write(dir.join("kubelet.toml"), text).unwrap();
+    let err = env.fails(&["profiles", "list"], 1);
+    one_line(&err);
+    assert!(err.contains("lets anyone write the file"), "{err}");
+}

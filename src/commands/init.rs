@@ -24,7 +24,7 @@ pub(super) fn run(
         Protection::Passphrase(passphrase(true)?)
     } else {
         Protection::Identity {
-            file: g.identity.clone().unwrap_or_else(default_identity),
+            file: identity_file(g)?,
             extra: a.recipient.clone(),
         }
     };

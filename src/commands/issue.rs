@@ -54,6 +54,10 @@ pub(super) fn run(
             "check the profile's roles (`kpki profiles show NAME`) and the nodes' roles",
         ));
     }
+    // Where the files go is checked before anything is issued into the store.
+    if let Some(out) = &a.out {
+        crate::stage::safe_dir(out)?;
+    }
     let (store, _lock) = Store::lock_open(&g.store, now)?;
     // Decided under the lock: what the store holds cannot change underneath.
     let named_key_pair = a.profile.is_some();

@@ -99,13 +99,28 @@ pub fn run(cli: Cli) -> Result<u8> {
     done.map(|()| 0)
 }
 
-pub(crate) fn default_identity() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+/// `--identity`, or $XDG_CONFIG_HOME/kpki/identity.txt (~/.config/kpki/identity.txt).
+/// With neither variable set there is no safe default: the identity would land beside
+/// the store (in the directory kpki runs in), where it must never be.
+pub(crate) fn identity_file(g: &crate::cli::Global) -> Result<PathBuf> {
+    if let Some(f) = &g.identity {
+        return Ok(f.clone());
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("kpki").join("identity.txt")
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })
+        .map(|base| base.join("kpki").join("identity.txt"))
+        .ok_or_else(|| {
+            Error::usage(
+                "neither HOME nor XDG_CONFIG_HOME is set: no place for the store's identity",
+                "pass --identity FILE (or KPKI_IDENTITY), kept outside the store, or set HOME",
+            )
+        })
 }
 
 pub(crate) fn passphrase(confirm: bool) -> Result<SecretString> {
@@ -144,7 +159,7 @@ pub(crate) fn unlock(g: &crate::cli::Global, store: &Store) -> Result<Keyring> {
     let how = match (&g.identity, store.is_passphrase()) {
         (Some(f), _) => Unlock::IdentityFile(f.clone()),
         (None, true) => Unlock::Passphrase(passphrase(false)?),
-        (None, false) => Unlock::IdentityFile(default_identity()),
+        (None, false) => Unlock::IdentityFile(identity_file(g)?),
     };
     Ok(store.keyring(&how)?)
 }

@@ -195,7 +195,7 @@ fn init_spec(g: &Global, inv: &Inventory) -> Result<InitSpec> {
         key: crate::pki::KeyAlgorithm::EcdsaP256,
         validity: super::parse_span("10y", "validity")?,
         protection: Protection::Identity {
-            file: g.identity.clone().unwrap_or_else(super::default_identity),
+            file: super::identity_file(g)?,
             extra: vec![],
         },
         force: false,
@@ -223,6 +223,8 @@ pub(super) fn apply_cmd(
         },
         &Selection::All,
     )?;
+    // Where the trees go is checked before anything is issued into the store.
+    stage::safe_dir(&a.out)?;
     // The existence check and the CA creation happen under the store lock, which is
     // held to the end: every decision below is taken on what the store holds now.
     let (store, _lock, created) = Store::open_or_init(&g.store, init_spec(g, &inv)?, now)?;
@@ -338,10 +340,7 @@ pub(super) fn plan_cmd(
             p.data(format!(
                 "init store {} (kubernetes, etcd and front-proxy CAs, ecdsa-p256, 10 years; identity {})",
                 g.store.display(),
-                g.identity
-                    .clone()
-                    .unwrap_or_else(super::default_identity)
-                    .display()
+                super::identity_file(g)?.display()
             ))?;
         }
         None

@@ -124,6 +124,9 @@ pub(super) fn sign(
             ))
         }
     };
+    if let Some(out) = &a.out {
+        crate::stage::safe_dir(out)?;
+    }
     let (store, _lock) = Store::lock_open(&g.store, now)?;
     let keyring = unlock(g, &store)?;
     let opts = Options {

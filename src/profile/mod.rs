@@ -265,6 +265,18 @@ impl Profile {
                     "write modes as TOML octal, such as 0o600",
                 ));
             }
+            // Anyone could replace a world-writable certificate or CA file on the node
+            // (and so choose whom the daemon trusts); set-id bits have no place on them.
+            if f.mode & 0o7002 != 0 {
+                return Err(err(
+                    0,
+                    format!(
+                        "install.{what}.mode {:o} lets anyone write the file, or sets set-id/sticky bits",
+                        f.mode
+                    ),
+                    "certificates and CA files are installed 0o644 (keys 0o600)",
+                ));
+            }
             Ok(())
         };
         let install = raw.install;

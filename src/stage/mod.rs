@@ -126,6 +126,8 @@ pub enum StageError {
     BadPath(String),
     #[error("{0} is a symbolic link; kpki does not stage through links")]
     Symlink(PathBuf),
+    #[error("{0} can be written by anyone; kpki does not stage keys into it")]
+    WorldWritable(PathBuf),
     #[error("{path} is not a kpki manifest: {reason}")]
     BadManifest { path: PathBuf, reason: String },
 }
@@ -138,6 +140,9 @@ impl StageError {
             }
             StageError::Symlink(_) => {
                 "remove the link, or stage into another --out directory".into()
+            }
+            StageError::WorldWritable(_) => {
+                "stage into a directory only you can write, such as ./staged".into()
             }
             StageError::BadManifest { .. } => {
                 "stage into an empty --out directory, or remove the damaged manifest".into()
@@ -204,6 +209,26 @@ pub fn place_under(root: &Path, install: &str) -> Result<PathBuf, StageError> {
     let p = target(root, install)?;
     no_links(root, &p)?;
     Ok(p)
+}
+
+/// Refuses to stage into a directory anyone may write (`/tmp` itself, a 0777 directory):
+/// another user could plant or swap files beside the keys. Checks the tree's directory
+/// and the one that holds it, where they exist.
+pub fn safe_out(root: &Path) -> Result<(), StageError> {
+    if let Some(out) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        safe_dir(out)?;
+    }
+    safe_dir(root)
+}
+
+/// Refuses `dir` when it exists and anyone may write it.
+pub fn safe_dir(dir: &Path) -> Result<(), StageError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o002 != 0 => {
+            Err(StageError::WorldWritable(dir.to_path_buf()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Refuses a symbolic link at `root` or anywhere between it and `file`.
@@ -439,6 +464,7 @@ pub fn write(
     with_manifest: bool,
 ) -> Result<Vec<(String, Change)>, StageError> {
     no_links(root, root)?;
+    safe_out(root)?;
     atomic::tree_dirs(root, root, TREE_DIR_MODE).map_err(io(root))?;
     // A run killed mid-write left temporary files, plaintext keys among them: gone now.
     for f in atomic::leftovers(root) {
