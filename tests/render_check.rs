@@ -515,3 +515,99 @@ fn render_check_and_audit_configs_find_the_same_problems() {
         );
     }
 }
+
+/// A daemon is declared once (`kpki::render::daemons`): a declaration is all
+/// `render --check` needs to read its unit and check what its settings name. Here a
+/// registry kpki knows nothing else about, run by a unit, serving with a certificate.
+#[test]
+fn a_daemon_declaration_is_enough_for_the_check() {
+    use kpki::render::check::check_tree_with;
+    use kpki::render::daemons::{Daemon, Hosts, Names, Runs, Setting, DAEMONS};
+    use kpki::render::refs::{Component, Usage};
+    use kpki::render::tree::MemTree;
+    use zeroize::Zeroizing;
+
+    let s = Staged::new();
+    let (cert, key) = s.adhoc("kubelet-serving", "registry", &["registry.example.com"]);
+    let ca = s.out.join("worker01/etc/kubernetes/ssl/ca.crt");
+    let setting = |key, names, usage, chains_to, hosts| Setting {
+        key,
+        names,
+        usage,
+        identity: "serving",
+        chains_to,
+        hosts,
+        usage_if: None,
+    };
+    let registry = Daemon {
+        component: Component("registry"),
+        binary: "registry",
+        env_prefix: None,
+        env_files: &[],
+        settings: Box::leak(Box::new([
+            setting(
+                "tls-cert",
+                Names::Cert,
+                Usage::Server,
+                Some("tls-ca"),
+                Hosts::Addresses(&["advertise"]),
+            ),
+            setting("tls-key", Names::Key, Usage::Server, None, Hosts::None),
+            setting("tls-ca", Names::Ca, Usage::Trust, None, Hosts::None),
+        ])),
+        configs: &[],
+        runs: Runs::Unit("registry.service"),
+        templates: &[],
+    };
+    let mut daemons = DAEMONS.to_vec();
+    daemons.push(registry);
+    let unit = |advertise: &str| {
+        format!(
+            "[Service]\nExecStart=/usr/local/bin/registry --tls-cert=/etc/registry/tls.crt --tls-key=/etc/registry/tls.key --tls-ca=/etc/registry/ca.crt --advertise={advertise}\n"
+        )
+    };
+    let tree = |advertise: &str, key_mode: u32| -> MemTree {
+        let read = |p: &Path| Zeroizing::new(std::fs::read(p).unwrap());
+        [
+            (
+                PathBuf::from("/etc/systemd/system/registry.service"),
+                Zeroizing::new(unit(advertise).into_bytes()),
+                0o644,
+            ),
+            (PathBuf::from("/etc/registry/tls.crt"), read(&cert), 0o644),
+            (PathBuf::from("/etc/registry/tls.key"), read(&key), key_mode),
+            (PathBuf::from("/etc/registry/ca.crt"), read(&ca), 0o644),
+        ]
+        .into_iter()
+        .collect()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    // Good: nothing to say, with the declaration; without it the unit is not read at all.
+    assert_eq!(
+        check_tree_with(&tree("registry.example.com", 0o600), &daemons, now),
+        vec![]
+    );
+    // The declared settings are checked: the SAN the advertise address needs, the key mode.
+    let bad = tree("other.example.com", 0o644);
+    let found: Vec<String> = check_tree_with(&bad, &daemons, now)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("--tls-cert") && f.contains("other.example.com")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("--tls-key") && f.contains("mode 0644")),
+        "{found:#?}"
+    );
+    assert_eq!(
+        check_tree_with(&bad, DAEMONS, now),
+        vec![],
+        "undeclared: not read"
+    );
+}

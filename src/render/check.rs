@@ -236,7 +236,16 @@ pub fn check(root: &Path, now: OffsetDateTime) -> Vec<Finding> {
 
 /// [`check`] of any tree: one on disk, or one in memory that is not written yet.
 pub fn check_tree(tree: &dyn TreeFiles, now: OffsetDateTime) -> Vec<Finding> {
-    let scan = refs::scan_tree(tree);
+    check_tree_with(tree, super::daemons::DAEMONS, now)
+}
+
+/// [`check_tree`] reading the configs by other daemon declarations than kpki's own.
+pub fn check_tree_with(
+    tree: &dyn TreeFiles,
+    daemons: &[super::daemons::Daemon],
+    now: OffsetDateTime,
+) -> Vec<Finding> {
+    let scan = refs::scan_tree_with(tree, daemons);
     let mut findings: Vec<Finding> = scan
         .problems
         .iter()

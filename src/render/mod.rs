@@ -14,6 +14,7 @@
 
 pub mod check;
 mod context;
+pub mod daemons;
 pub mod refs;
 mod template;
 pub mod tree;

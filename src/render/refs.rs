@@ -29,48 +29,27 @@ use base64::Engine;
 use yaml_rust2::{Yaml, YamlLoader};
 use zeroize::Zeroizing;
 
+use super::daemons::{self, ConfigFormat, Daemon, Hosts, Names, DAEMONS};
 use super::tree::{DiskTree, TreeFiles};
 
-/// The daemon (or kind of file) a reference belongs to.
+/// The daemon (or kind of file) a reference belongs to, by name. The daemons are
+/// declared in [`super::daemons`]; a declaration may name a component of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Component {
-    Etcd,
-    Flanneld,
-    Kubelet,
-    KubeProxy,
-    KubeApiserver,
-    KubeControllerManager,
-    KubeScheduler,
-    /// A kubeconfig (its user may be any of the above, or the operator).
-    Kubeconfig,
-}
+pub struct Component(pub &'static str);
 
 impl Component {
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Etcd => "etcd",
-            Component::Flanneld => "flanneld",
-            Component::Kubelet => "kubelet",
-            Component::KubeProxy => "kube-proxy",
-            Component::KubeApiserver => "kube-apiserver",
-            Component::KubeControllerManager => "kube-controller-manager",
-            Component::KubeScheduler => "kube-scheduler",
-            Component::Kubeconfig => "kubeconfig",
-        }
-    }
+    pub const ETCD: Component = Component("etcd");
+    pub const FLANNELD: Component = Component("flanneld");
+    pub const KUBELET: Component = Component("kubelet");
+    pub const KUBE_PROXY: Component = Component("kube-proxy");
+    pub const KUBE_APISERVER: Component = Component("kube-apiserver");
+    pub const KUBE_CONTROLLER_MANAGER: Component = Component("kube-controller-manager");
+    pub const KUBE_SCHEDULER: Component = Component("kube-scheduler");
+    /// A kubeconfig (its user may be any of the daemons, or the operator).
+    pub const KUBECONFIG: Component = Component("kubeconfig");
 
-    fn from_binary(cmd: &str) -> Option<Component> {
-        let base = cmd.rsplit('/').next().unwrap_or(cmd);
-        Some(match base {
-            "etcd" => Component::Etcd,
-            "flanneld" => Component::Flanneld,
-            "kubelet" => Component::Kubelet,
-            "kube-proxy" => Component::KubeProxy,
-            "kube-apiserver" => Component::KubeApiserver,
-            "kube-controller-manager" => Component::KubeControllerManager,
-            "kube-scheduler" => Component::KubeScheduler,
-            _ => return None,
-        })
+    pub fn name(self) -> &'static str {
+        self.0
     }
 }
 
@@ -221,8 +200,13 @@ pub fn scan(root: &Path) -> Scan {
 
 /// [`scan`] of any tree, such as one not written yet.
 pub fn scan_tree(tree: &dyn TreeFiles) -> Scan {
+    scan_tree_with(tree, DAEMONS)
+}
+
+/// [`scan_tree`] with other daemon declarations than kpki's own ([`DAEMONS`]).
+pub fn scan_tree_with(tree: &dyn TreeFiles, daemons: &[Daemon]) -> Scan {
     let mut scan = Scan::default();
-    let mut queue: VecDeque<(PathBuf, Format)> = discover(tree).into();
+    let mut queue: VecDeque<(PathBuf, Format)> = discover(tree, daemons).into();
     let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some((config, format)) = queue.pop_front() {
         if !seen.insert(config.clone()) {
@@ -243,6 +227,7 @@ pub fn scan_tree(tree: &dyn TreeFiles) -> Scan {
             config: config.clone(),
             refs: &mut scan.references,
             follow: &mut queue,
+            daemons,
         };
         let r = match &format {
             Format::Unit => read_unit(&text, &mut out),
@@ -321,7 +306,7 @@ fn list_dir(tree: &dyn TreeFiles, dir: &str, ok: impl Fn(&str) -> bool) -> Vec<P
     v
 }
 
-fn discover(tree: &dyn TreeFiles) -> Vec<(PathBuf, Format)> {
+fn discover(tree: &dyn TreeFiles, daemons: &[Daemon]) -> Vec<(PathBuf, Format)> {
     let mut out = Vec::new();
     for unit in list_dir(tree, "/etc/systemd/system", |n| n.ends_with(".service")) {
         out.push((unit, Format::Unit));
@@ -348,11 +333,11 @@ fn discover(tree: &dyn TreeFiles) -> Vec<(PathBuf, Format)> {
     for k in list_dir(tree, "/", |n| n.ends_with(".kubeconfig")) {
         out.push((k, Format::Kubeconfig));
     }
-    out.push(("/etc/etcd/options.env".into(), Format::Env(Component::Etcd)));
-    out.push((
-        "/etc/flanneld/options.env".into(),
-        Format::Env(Component::Flanneld),
-    ));
+    for d in daemons {
+        for f in d.env_files {
+            out.push((PathBuf::from(f), Format::Env(d.component)));
+        }
+    }
     out
 }
 
@@ -361,6 +346,7 @@ struct Out<'a> {
     config: PathBuf,
     refs: &'a mut Vec<Reference>,
     follow: &'a mut VecDeque<(PathBuf, Format)>,
+    daemons: &'a [Daemon],
 }
 
 impl Out<'_> {
@@ -454,130 +440,84 @@ fn url_hosts(urls: &str) -> Vec<String> {
         .collect()
 }
 
-/// etcd and flanneld settings, from an environment file or from flags turned into the
-/// environment names (`--peer-cert-file` is `ETCD_PEER_CERT_FILE`).
-fn table_refs(c: Component, vars: &BTreeMap<String, String>, out: &mut Out<'_>) {
-    let hosts_of = |keys: &[&str]| -> (Vec<String>, Vec<String>) {
-        let mut hosts = Vec::new();
-        let mut from = Vec::new();
-        for k in keys {
-            if let Some(v) = vars.get(*k) {
-                from.push((*k).to_owned());
-                for h in url_hosts(v) {
-                    if !hosts.contains(&h) {
-                        hosts.push(h);
-                    }
-                }
+/// The names and addresses a serving certificate must carry, from the settings `hosts`
+/// points at, and those settings (for messages). `get` reads a setting's value.
+fn hosts_of<'v>(
+    hosts: Hosts,
+    get: impl Fn(&str) -> Option<&'v str>,
+    shown: impl Fn(&str) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let mut names = Vec::new();
+    let mut from = Vec::new();
+    let (keys, urls) = match hosts {
+        Hosts::None => return (names, from),
+        Hosts::Addresses(k) => (k, false),
+        Hosts::Urls(k) => (k, true),
+    };
+    for k in keys {
+        let Some(v) = get(k) else { continue };
+        let found = if urls {
+            url_hosts(v)
+        } else if v != "0.0.0.0" && v != "::" && !v.is_empty() {
+            vec![v.to_owned()]
+        } else {
+            vec![]
+        };
+        if urls || !found.is_empty() {
+            from.push(shown(k));
+        }
+        for h in found {
+            if !names.contains(&h) {
+                names.push(h);
             }
         }
-        (hosts, from)
-    };
-    let mut add = |key: &str, kind: RefKind, usage: Usage, id: &str, chain: Option<&str>, hosts| {
-        if let Some(v) = vars.get(key).filter(|v| !v.is_empty()) {
-            let path = out.abs(v);
-            out.push(
-                c,
-                key,
-                path,
-                kind,
-                usage,
-                id,
-                chain.map(str::to_owned),
-                hosts,
-            );
-        }
-    };
-    let none = || (vec![], vec![]);
-    match c {
-        Component::Etcd => {
-            let client_usage =
-                if vars.get("ETCD_CLIENT_CERT_AUTH").map(String::as_str) == Some("true") {
-                    // With client certificate auth, etcd's gRPC gateway dials the member's
-                    // own client port with this certificate: it must allow clientAuth too.
-                    Usage::ServerClient
-                } else {
-                    Usage::Server
-                };
-            let peer_hosts =
-                hosts_of(&["ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"]);
-            let client_hosts = hosts_of(&["ETCD_LISTEN_CLIENT_URLS", "ETCD_ADVERTISE_CLIENT_URLS"]);
-            add(
-                "ETCD_PEER_CERT_FILE",
-                RefKind::Cert,
-                Usage::ServerClient,
-                "peer",
-                Some("ETCD_PEER_TRUSTED_CA_FILE"),
-                peer_hosts,
-            );
-            add(
-                "ETCD_PEER_KEY_FILE",
-                RefKind::Key,
-                Usage::ServerClient,
-                "peer",
-                None,
-                none(),
-            );
-            add(
-                "ETCD_PEER_TRUSTED_CA_FILE",
-                RefKind::Ca,
-                Usage::Trust,
-                "peer",
-                None,
-                none(),
-            );
-            add(
-                "ETCD_CERT_FILE",
-                RefKind::Cert,
-                client_usage,
-                "client",
-                Some("ETCD_TRUSTED_CA_FILE"),
-                client_hosts,
-            );
-            add(
-                "ETCD_KEY_FILE",
-                RefKind::Key,
-                client_usage,
-                "client",
-                None,
-                none(),
-            );
-            add(
-                "ETCD_TRUSTED_CA_FILE",
-                RefKind::Ca,
-                Usage::Trust,
-                "client",
-                None,
-                none(),
-            );
-        }
-        Component::Flanneld => {
-            add(
-                "FLANNELD_ETCD_CERTFILE",
-                RefKind::Cert,
-                Usage::Client,
-                "etcd",
-                Some("FLANNELD_ETCD_CAFILE"),
-                none(),
-            );
-            add(
-                "FLANNELD_ETCD_KEYFILE",
-                RefKind::Key,
-                Usage::Client,
-                "etcd",
-                None,
-                none(),
-            );
-            add(
-                "FLANNELD_ETCD_CAFILE",
-                RefKind::Ca,
-                Usage::Trust,
-                "etcd",
-                None,
-                none(),
-            );
-        }
-        _ => {}
     }
+    (names, from)
+}
+
+/// The references a daemon's settings make, read by `get`; `shown` writes a setting's
+/// key as the config spells it (`--tls-cert-file`, `ETCD_PEER_CERT_FILE`).
+fn setting_refs<'v>(
+    d: &Daemon,
+    get: impl Fn(&str) -> Option<&'v str> + Copy,
+    shown: impl Fn(&str) -> String + Copy,
+    out: &mut Out<'_>,
+) {
+    for st in d.settings {
+        let Some(v) = get(st.key).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let usage = match st.usage_if {
+            Some((k, want, u)) if get(k) == Some(want) => u,
+            _ => st.usage,
+        };
+        let kind = match st.names {
+            Names::Cert => RefKind::Cert,
+            Names::Key => RefKind::Key,
+            Names::Ca => RefKind::Ca,
+            Names::PublicKey => RefKind::PublicKey,
+        };
+        let path = out.abs(v);
+        out.push(
+            d.component,
+            &shown(st.key),
+            path,
+            kind,
+            usage,
+            st.identity,
+            st.chains_to.map(shown),
+            hosts_of(st.hosts, get, shown),
+        );
+    }
+}
+
+/// A daemon's settings from an environment file (or from flags turned into the
+/// environment names: `--peer-cert-file` is `ETCD_PEER_CERT_FILE`).
+fn table_refs(c: Component, vars: &BTreeMap<String, String>, out: &mut Out<'_>) {
+    let Some(d) = daemons::of(out.daemons, c).copied() else {
+        return;
+    };
+    setting_refs(&d, |k| vars.get(k).map(String::as_str), str::to_owned, out);
 }
 
 /// Splits a command line into words (double and single quotes, backslash escapes).
@@ -634,8 +574,25 @@ fn parse_flags(args: &[String]) -> Vec<(String, String)> {
 }
 
 /// The references of a daemon's command line (a unit's `ExecStart`, a static pod's
-/// command and args).
+/// command and args), by its declaration.
 fn command_refs(c: Component, flags: &[(String, String)], out: &mut Out<'_>) {
+    let Some(d) = daemons::of(out.daemons, c).copied() else {
+        return;
+    };
+    if let Some(prefix) = d.env_prefix {
+        let vars: BTreeMap<String, String> = flags
+            .iter()
+            .map(|(k, v)| {
+                (
+                    format!("{prefix}{}", k.to_uppercase().replace('-', "_")),
+                    v.clone(),
+                )
+            })
+            .collect();
+        table_refs(c, &vars, out);
+        return;
+    }
+    // The last occurrence of a flag wins, as in the daemons' own parsers.
     let get = |n: &str| {
         flags
             .iter()
@@ -643,313 +600,26 @@ fn command_refs(c: Component, flags: &[(String, String)], out: &mut Out<'_>) {
             .find(|(k, _)| k == n)
             .map(|(_, v)| v.as_str())
     };
-    match c {
-        Component::Etcd | Component::Flanneld => {
-            let prefix = if c == Component::Etcd {
-                "ETCD_"
-            } else {
-                "FLANNELD_"
-            };
-            let vars: BTreeMap<String, String> = flags
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        format!("{prefix}{}", k.to_uppercase().replace('-', "_")),
-                        v.clone(),
-                    )
-                })
-                .collect();
-            table_refs(c, &vars, out);
-            return;
-        }
-        _ => {}
-    }
-    let mut add = |flag: &str,
-                   kind: RefKind,
-                   usage: Usage,
-                   id: &str,
-                   chain: Option<&str>,
-                   hosts: (Vec<String>, Vec<String>)| {
-        if let Some(v) = get(flag).filter(|v| !v.is_empty()) {
-            let path = out.abs(v);
-            out.push(
-                c,
-                &format!("--{flag}"),
-                path,
-                kind,
-                usage,
-                id,
-                chain.map(|f| format!("--{f}")),
-                hosts,
-            );
-        }
-    };
-    let none = || (vec![], vec![]);
-    let serving_hosts = |addr_flags: &[&str]| {
-        let mut hosts = Vec::new();
-        let mut from = Vec::new();
-        for f in addr_flags {
-            if let Some(v) = get(f) {
-                if v != "0.0.0.0" && v != "::" && !v.is_empty() {
-                    hosts.push(v.to_owned());
-                    from.push(format!("--{f}"));
-                }
+    let shown = |k: &str| format!("--{k}");
+    setting_refs(&d, get, shown, out);
+    let configs = d.configs.iter().chain(
+        daemons::KUBECONFIGS
+            .iter()
+            .filter(|(k, _)| !d.configs.iter().any(|(own, _)| own == k)),
+    );
+    for (flag, format) in configs {
+        let Some(v) = get(flag).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let format = match format {
+            ConfigFormat::Kubeconfig => Format::Kubeconfig,
+            ConfigFormat::KubeProxyConfig => Format::KubeProxyConfig,
+            ConfigFormat::KubeletConfig(hosts) => {
+                let (hosts, from) = hosts_of(*hosts, get, shown);
+                Format::KubeletConfig { hosts, from }
             }
-        }
-        (hosts, from)
-    };
-    match c {
-        Component::KubeProxy => {
-            if let Some(cfg) = get("config") {
-                out.config_ref(c, "--config", cfg, Format::KubeProxyConfig);
-            }
-        }
-        Component::KubeApiserver => {
-            add(
-                "tls-cert-file",
-                RefKind::Cert,
-                Usage::Server,
-                "serving",
-                Some("client-ca-file"),
-                serving_hosts(&["advertise-address", "bind-address"]),
-            );
-            add(
-                "tls-private-key-file",
-                RefKind::Key,
-                Usage::Server,
-                "serving",
-                None,
-                none(),
-            );
-            add(
-                "client-ca-file",
-                RefKind::Ca,
-                Usage::Trust,
-                "clients",
-                None,
-                none(),
-            );
-            add(
-                "etcd-certfile",
-                RefKind::Cert,
-                Usage::Client,
-                "etcd",
-                Some("etcd-cafile"),
-                none(),
-            );
-            add(
-                "etcd-keyfile",
-                RefKind::Key,
-                Usage::Client,
-                "etcd",
-                None,
-                none(),
-            );
-            add(
-                "etcd-cafile",
-                RefKind::Ca,
-                Usage::Trust,
-                "etcd",
-                None,
-                none(),
-            );
-            add(
-                "kubelet-client-certificate",
-                RefKind::Cert,
-                Usage::Client,
-                "kubelet-client",
-                Some("client-ca-file"),
-                none(),
-            );
-            add(
-                "kubelet-client-key",
-                RefKind::Key,
-                Usage::Client,
-                "kubelet-client",
-                None,
-                none(),
-            );
-            add(
-                "kubelet-certificate-authority",
-                RefKind::Ca,
-                Usage::Trust,
-                "kubelets",
-                None,
-                none(),
-            );
-            add(
-                "proxy-client-cert-file",
-                RefKind::Cert,
-                Usage::Client,
-                "front-proxy",
-                Some("requestheader-client-ca-file"),
-                none(),
-            );
-            add(
-                "proxy-client-key-file",
-                RefKind::Key,
-                Usage::Client,
-                "front-proxy",
-                None,
-                none(),
-            );
-            add(
-                "requestheader-client-ca-file",
-                RefKind::Ca,
-                Usage::Trust,
-                "front-proxy",
-                None,
-                none(),
-            );
-            add(
-                "service-account-key-file",
-                RefKind::PublicKey,
-                Usage::ServiceAccount,
-                "service-account",
-                None,
-                none(),
-            );
-            add(
-                "service-account-signing-key-file",
-                RefKind::Key,
-                Usage::ServiceAccount,
-                "service-account",
-                None,
-                none(),
-            );
-        }
-        Component::KubeControllerManager => {
-            add(
-                "service-account-private-key-file",
-                RefKind::Key,
-                Usage::ServiceAccount,
-                "service-account",
-                None,
-                none(),
-            );
-            add(
-                "root-ca-file",
-                RefKind::Ca,
-                Usage::Trust,
-                "root-ca",
-                None,
-                none(),
-            );
-            add(
-                "client-ca-file",
-                RefKind::Ca,
-                Usage::SingleCa,
-                "clients",
-                None,
-                none(),
-            );
-            add(
-                "requestheader-client-ca-file",
-                RefKind::Ca,
-                Usage::Trust,
-                "front-proxy",
-                None,
-                none(),
-            );
-            add(
-                "cluster-signing-cert-file",
-                RefKind::Cert,
-                Usage::Signing,
-                "cluster-signing",
-                None,
-                none(),
-            );
-            add(
-                "cluster-signing-key-file",
-                RefKind::Key,
-                Usage::Signing,
-                "cluster-signing",
-                None,
-                none(),
-            );
-            add(
-                "tls-cert-file",
-                RefKind::Cert,
-                Usage::Server,
-                "serving",
-                None,
-                serving_hosts(&["bind-address"]),
-            );
-            add(
-                "tls-private-key-file",
-                RefKind::Key,
-                Usage::Server,
-                "serving",
-                None,
-                none(),
-            );
-        }
-        Component::KubeScheduler => {
-            add(
-                "tls-cert-file",
-                RefKind::Cert,
-                Usage::Server,
-                "serving",
-                None,
-                serving_hosts(&["bind-address"]),
-            );
-            add(
-                "tls-private-key-file",
-                RefKind::Key,
-                Usage::Server,
-                "serving",
-                None,
-                none(),
-            );
-        }
-        Component::Kubelet => {
-            let hosts = serving_hosts(&["node-ip", "hostname-override"]);
-            add(
-                "tls-cert-file",
-                RefKind::Cert,
-                Usage::Server,
-                "serving",
-                Some("client-ca-file"),
-                hosts.clone(),
-            );
-            add(
-                "tls-private-key-file",
-                RefKind::Key,
-                Usage::Server,
-                "serving",
-                None,
-                none(),
-            );
-            add(
-                "client-ca-file",
-                RefKind::Ca,
-                Usage::Trust,
-                "clients",
-                None,
-                none(),
-            );
-            if let Some(cfg) = get("config") {
-                out.config_ref(
-                    c,
-                    "--config",
-                    cfg,
-                    Format::KubeletConfig {
-                        hosts: hosts.0,
-                        from: hosts.1,
-                    },
-                );
-            }
-        }
-        _ => {}
-    }
-    for flag in [
-        "kubeconfig",
-        "authentication-kubeconfig",
-        "authorization-kubeconfig",
-    ] {
-        if let Some(v) = get(flag).filter(|v| !v.is_empty()) {
-            out.config_ref(c, &format!("--{flag}"), v, Format::Kubeconfig);
-        }
+        };
+        out.config_ref(c, &shown(flag), v, format);
     }
 }
 
@@ -989,10 +659,12 @@ fn read_unit(text: &str, out: &mut Out<'_>) -> Result<(), String> {
     let Some(cmd) = words.first() else {
         return Ok(());
     };
-    let Some(c) = Component::from_binary(cmd) else {
+    let Some(d) = daemons::by_binary(out.daemons, cmd).copied() else {
         return Ok(());
     };
-    if matches!(c, Component::Etcd | Component::Flanneld) {
+    let c = d.component;
+    // Daemons that read environment files: what the unit names is read as theirs.
+    if d.env_prefix.is_some() {
         for (optional, path) in &env_files {
             if *optional && !path.starts_with('/') {
                 continue;
@@ -1034,8 +706,13 @@ fn read_static_pod(text: &str, out: &mut Out<'_>) -> Result<(), String> {
         // `kube-apiserver …`, or an image whose entry point is named by the container.
         let c = words
             .first()
-            .and_then(|w| Component::from_binary(w))
-            .or_else(|| container["name"].as_str().and_then(Component::from_binary));
+            .and_then(|w| daemons::by_binary(out.daemons, w))
+            .or_else(|| {
+                container["name"]
+                    .as_str()
+                    .and_then(|n| daemons::by_binary(out.daemons, n))
+            })
+            .map(|d| d.component);
         if let Some(c) = c {
             let skip = usize::from(words.first().is_some_and(|w| !w.starts_with('-')));
             command_refs(c, &parse_flags(&words[skip..]), out);
@@ -1056,7 +733,7 @@ fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
             .map_err(|e| format!("{key}: not base64: {e}"))
     };
     let seq = |y: &Yaml| y.as_vec().cloned().unwrap_or_default();
-    let c = Component::Kubeconfig;
+    let c = Component::KUBECONFIG;
     // Which cluster each user talks to: the current context's first, then any.
     let current = doc["current-context"]
         .as_str()
@@ -1187,7 +864,7 @@ fn read_kube_proxy_config(text: &str, out: &mut Out<'_>) -> Result<(), String> {
         .filter(|v| !v.is_empty())
     {
         out.config_ref(
-            Component::KubeProxy,
+            Component::KUBE_PROXY,
             "clientConnection.kubeconfig",
             v,
             Format::Kubeconfig,
@@ -1203,7 +880,7 @@ fn read_kubelet_config(
     out: &mut Out<'_>,
 ) -> Result<(), String> {
     let doc = load_yaml(text)?;
-    let c = Component::Kubelet;
+    let c = Component::KUBELET;
     let none = || (vec![], vec![]);
     let chain = doc["authentication"]["x509"]["clientCAFile"]
         .as_str()
