@@ -98,7 +98,7 @@ pub(super) fn ledger(
                 }
             ),
             Event::Issued(r) => {
-                let what = if r.is_key_pair() {
+                let what = if r.is_key() {
                     format!("key {}", r.key_algorithm)
                 } else {
                     format!(
@@ -227,7 +227,7 @@ pub(super) fn run(
             let mut total = 0;
             for (pr, t) in store.issuances()? {
                 if &pr == name {
-                    let gens = store.retire_key_pair(&pr, &t, now)?;
+                    let gens = store.retire_previous(&pr, &t, now)?;
                     total += gens.len();
                     for n in gens {
                         p.line(format!("retired {pr} for {t} generation {n}"))?;
