@@ -478,7 +478,7 @@ fn eight_first_applies_at_once_make_one_ca_and_a_complete_ledger() {
     }
     let events = ledger(&env);
     assert_eq!(count(&events, "ca-created", None), 3, "one set of CAs");
-    assert_eq!(count(&events, "issued", None), 37, "each issued once");
+    assert_eq!(count(&events, "issued", None), 38, "each issued once");
     apply_clean(&env, &support::example_inventory());
     let ca = env.path().join("staged/etcd01/etc/ssl/etcd/ca.crt");
     for node in ["etcd01", "etcd02", "etcd03"] {
@@ -532,7 +532,11 @@ fn a_format_1_store_is_migrated_in_place_with_a_backup() {
     // The migrated store works: apply stages a clean tree (issuing what this release's
     // profiles add or changed), and opening it again is a no-op.
     let out = apply_clean(&env, &support::example_inventory());
-    assert!(out.contains("apply: 5 issued"), "{out}");
+    assert!(out.contains("apply: 6 issued"), "{out}");
+    assert!(
+        out.contains("generated encryption-config for cluster  (missing)  secretbox key"),
+        "{out}"
+    );
     assert!(
         out.contains("issued apiserver-etcd-client for master01  (missing)"),
         "{out}"
@@ -771,7 +775,7 @@ fn plan_json_gives_each_decision_its_reason() {
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["-i", inv_s, "plan", "--out", "staged", "--json"])).unwrap();
     let decisions = v["decisions"].as_array().unwrap();
-    assert_eq!(decisions.len(), 37);
+    assert_eq!(decisions.len(), 38);
     let of = |p: &str, t: &str| {
         decisions
             .iter()
@@ -795,8 +799,13 @@ fn plan_json_gives_each_decision_its_reason() {
         (Some("keep"), Some("ok"))
     );
     assert_eq!(sa["generation"], 1);
+    let enc = of("encryption-config", "cluster");
+    assert_eq!(
+        (enc["action"].as_str(), enc["reason"].as_str()),
+        (Some("keep"), Some("ok"))
+    );
     // Nothing was issued or staged by plan.
-    assert_eq!(count(&ledger(&env), "issued", None), 37);
+    assert_eq!(count(&ledger(&env), "issued", None), 38);
 }
 
 #[test]
