@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::pki::{self, pem, CsrInfo, LeafSpec, PkiError, San, Signer};
 use crate::plan::{CertContent, Decision, Plan, Reason};
-use crate::profile::{Body, CaRole, Profile, Profiles};
+use crate::profile::{Body, CaRole, KeyKind, Profile, Profiles};
 use crate::store::{atomic, Artifact, Event, Existing, Keyring, Record, Store, StoreError};
 
 /// Why kpki refuses to issue.
@@ -139,6 +139,8 @@ pub struct Issued {
     /// Public key PEM of a key pair.
     pub public_pem: Option<String>,
     pub key_pem: Option<Zeroizing<String>>,
+    /// A secret's key (an encryption provider's), sealed into the store.
+    pub secret: Option<Zeroizing<Vec<u8>>>,
     pub exported: Vec<PathBuf>,
 }
 
@@ -197,9 +199,35 @@ fn signers(
     Ok(m)
 }
 
-/// Whether a request needs a CA (and so an unlocked store).
-pub fn needs_unlock(requests: &[Request]) -> bool {
-    requests.iter().any(|r| r.plan.cert.is_some())
+/// Whether a request needs an unlocked store: a certificate needs its CA, and a secret
+/// exported with `out` is written inside a config with the earlier keys still trusted.
+pub fn needs_unlock(requests: &[Request], opts: &Options) -> bool {
+    requests.iter().any(|r| {
+        r.plan.cert.is_some() || (opts.out.is_some() && matches!(r.plan.key, KeyKind::Secret(_)))
+    })
+}
+
+/// The ledger record of a key pair or a secret: no certificate, so no serial, no CA,
+/// no subject.
+fn key_record(plan: &Plan, reason: &Reason, sha256: String, now: OffsetDateTime) -> Record {
+    Record {
+        serial: String::new(),
+        profile: plan.profile.clone(),
+        target: plan.target.key(),
+        node: plan.target.node().map(|n| n.to_string()),
+        generation: 0,
+        ca: String::new(),
+        ca_id: String::new(),
+        subject: String::new(),
+        sans: vec![],
+        not_before: now,
+        not_after: now,
+        sha256,
+        key_algorithm: plan.key.name().into(),
+        source: "generated".into(),
+        reason: reason.word().into(),
+        issued_at: now,
+    }
 }
 
 /// Issues every request: keys generated here (or the node's key reused), certificates
@@ -227,6 +255,18 @@ pub fn issue(
     if !taken.is_empty() {
         return Err(PolicyError::AlreadyIssued(summarize_list(&taken)).into());
     }
+    if keyring.is_none() && needs_unlock(&requests, opts) {
+        return Err(PolicyError::Unverified {
+            what: summarize_list(
+                &requests
+                    .iter()
+                    .map(|r| format!("{} for {}", r.plan.profile, r.plan.target))
+                    .collect::<Vec<_>>(),
+            ),
+            problems: "issuing or exporting them needs the store unlocked".into(),
+        }
+        .into());
+    }
     // 2. Keys and certificates, in memory, each verified before anything is written.
     let signers = match keyring {
         Some(k) => signers(
@@ -241,9 +281,28 @@ pub fn issue(
     let mut done = Vec::with_capacity(requests.len());
     for Request { plan, reason, key } in requests {
         let what = format!("{} for {}", plan.profile, plan.target);
+        let alg = match plan.key {
+            KeyKind::Pair(a) => a,
+            KeyKind::Secret(provider) => {
+                // Nothing derived from the key is recorded: no fingerprint.
+                let record = key_record(&plan, &reason, String::new(), opts.now);
+                done.push(Issued {
+                    plan,
+                    reason,
+                    record,
+                    cert_pem: None,
+                    ca_pem: None,
+                    public_pem: None,
+                    key_pem: None,
+                    secret: Some(provider.generate()?),
+                    exported: vec![],
+                });
+                continue;
+            }
+        };
         let (key_pem, spki) = match &key {
             KeySource::Generate => {
-                let k = plan.key.generate()?;
+                let k = alg.generate()?;
                 (Some(pki::private_pem(&k)), k.subject_public_key_info())
             }
             KeySource::Reuse(spki) => (None, spki.clone()),
@@ -282,24 +341,7 @@ pub fn issue(
                 (Some(cert_pem), Some(signer.cert_pem.clone()), None, record)
             }
             None => {
-                let record = Record {
-                    serial: String::new(),
-                    profile: plan.profile.clone(),
-                    target: plan.target.key(),
-                    node: plan.target.node().map(|n| n.to_string()),
-                    generation: 0,
-                    ca: String::new(),
-                    ca_id: String::new(),
-                    subject: String::new(),
-                    sans: vec![],
-                    not_before: opts.now,
-                    not_after: opts.now,
-                    sha256: pki::fingerprint(&spki),
-                    key_algorithm: plan.key.name().into(),
-                    source: "generated".into(),
-                    reason: reason.word().into(),
-                    issued_at: opts.now,
-                };
+                let record = key_record(&plan, &reason, pki::fingerprint(&spki), opts.now);
                 let public = ::pem::encode_config(
                     &::pem::Pem::new("PUBLIC KEY", spki.clone()),
                     ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
@@ -315,6 +357,7 @@ pub fn issue(
             ca_pem,
             public_pem,
             key_pem,
+            secret: None,
             exported: vec![],
         });
     }
@@ -344,6 +387,13 @@ pub fn issue(
                 mode: 0o600,
             });
         }
+        if let (Some(k), KeyKind::Secret(provider)) = (&i.secret, i.plan.key) {
+            files.push(Artifact {
+                name: provider.file_name(),
+                bytes: store.seal(k)?,
+                mode: 0o600,
+            });
+        }
         let target = i.plan.target.key();
         let g = store.stage_generation(
             &mut batch,
@@ -370,12 +420,23 @@ pub fn issue(
         source,
     })?;
     store.record(&events)?;
-    // 4. Export for installation.
+    // 4. Export for installation. A secret goes out inside its config, with the earlier
+    // keys the store still trusts.
     if let Some(out) = &opts.out {
         for i in &mut done {
             let p = profiles
                 .get(&i.plan.profile)
                 .expect("planned from these profiles");
+            let config = match &p.body {
+                Body::Secret { .. } => crate::encryption::keys_from_store(
+                    store,
+                    &i.plan.profile,
+                    &i.plan.target.key(),
+                    keyring.expect("checked before anything was written"),
+                )?
+                .map(|keys| crate::encryption::config(&i.plan.profile, &keys)),
+                _ => None,
+            };
             i.exported = export(
                 out,
                 p,
@@ -385,6 +446,7 @@ pub fn issue(
                 i.public_pem.as_deref(),
                 i.key_pem.as_deref().map(|s| s.as_str()),
                 None,
+                config.as_deref().map(|c| &c[..]),
                 opts,
             )?;
         }
@@ -449,7 +511,8 @@ fn record_for(
 }
 
 /// Writes a profile's files for installation into `<out>/<target>/`: the certificate
-/// (with the CA appended when the profile says so), the key (0600) and the CA.
+/// (with the CA appended when the profile says so), the key (0600) and the CA; for a
+/// secret, `secret_config`, the config that holds it.
 ///
 /// The files are verified as they will be written (the key is the certificate's, the
 /// certificate chains to the CA file, SANs and usages are the plan's) before any is;
@@ -464,6 +527,7 @@ pub fn export(
     public_pem: Option<&str>,
     key_pem: Option<&str>,
     csr_spki: Option<&[u8]>,
+    secret_config: Option<&[u8]>,
     opts: &Options,
 ) -> Result<Vec<PathBuf>, IssueError> {
     let dir = out.join(plan.target.key());
@@ -503,9 +567,11 @@ pub fn export(
             .into());
         }
     }
-    let mut files: Vec<(&str, String, u32)> = Vec::new();
-    if let Some(k) = key_pem {
-        files.push((&p.key_file.path, k.to_owned(), 0o600));
+    // Zeroized: a key, or a config holding a secret.
+    let bytes = |s: &str| Zeroizing::new(s.as_bytes().to_vec());
+    let mut files: Vec<(&str, Zeroizing<Vec<u8>>, u32)> = Vec::new();
+    if let (Some(k), Some(f)) = (key_pem, &p.key_file) {
+        files.push((&f.path, bytes(k), 0o600));
     }
     match &p.body {
         Body::Certificate(spec) => {
@@ -516,15 +582,20 @@ pub fn export(
                         body.push_str(ca);
                     }
                 }
-                files.push((&spec.cert.path, body, 0o644));
+                files.push((&spec.cert.path, bytes(&body), 0o644));
             }
             if let Some(ca) = ca_pem {
-                files.push((&spec.ca_file.path, ca.to_owned(), 0o644));
+                files.push((&spec.ca_file.path, bytes(ca), 0o644));
             }
         }
         Body::KeyPair { public } => {
             if let Some(pubk) = public_pem {
-                files.push((&public.path, pubk.to_owned(), 0o644));
+                files.push((&public.path, bytes(pubk), 0o644));
+            }
+        }
+        Body::Secret { config } => {
+            if let Some(c) = secret_config {
+                files.push((&config.path, Zeroizing::new(c.to_vec()), config.mode));
             }
         }
     }
@@ -534,8 +605,8 @@ pub fn export(
     let mut plan = Vec::new();
     for (install, body, mode) in files {
         let path = crate::stage::place_under(&dir, install)?;
-        match std::fs::read(&path) {
-            Ok(old) if old == body.as_bytes() => continue,
+        match std::fs::read(&path).map(Zeroizing::new) {
+            Ok(old) if old[..] == body[..] => continue,
             Ok(_) if !opts.force => return Err(PolicyError::OutputExists(path).into()),
             Ok(_) => plan.push((path, body, mode, true)),
             Err(_) => plan.push((path, body, mode, false)),
@@ -560,7 +631,7 @@ pub fn export(
         let parent = path.parent().expect("under OUT/<target>");
         atomic::tree_dirs(&dir, parent, crate::stage::TREE_DIR_MODE).map_err(io(parent))?;
         batch
-            .add(path, body.as_bytes(), *mode, Existing::Refuse)
+            .add(path, body, *mode, Existing::Refuse)
             .map_err(|source| IssueError::Io {
                 path: path.clone(),
                 source,
@@ -650,7 +721,10 @@ pub fn sign_csr(
 /// Makes a key and a CSR for a plan, as a node does so its key never leaves it.
 pub fn make_csr(plan: &Plan) -> Result<(Zeroizing<String>, String), PkiError> {
     let c = plan.cert.as_ref().expect("CSR plans are certificate plans");
-    let key = plan.key.generate()?;
+    let KeyKind::Pair(alg) = plan.key else {
+        unreachable!("CSR plans are certificate plans")
+    };
+    let key = alg.generate()?;
     let csr_pem = pki::csr(&c.cn, &c.o, &c.sans, &key)?;
     Ok((pki::private_pem(&key), csr_pem))
 }

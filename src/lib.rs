@@ -1,7 +1,8 @@
 //! kpki: a certificate authority and PKI manager for Kubernetes clusters built by hand.
 //!
 //! Data flows one way: the [`inventory`] and the [`profile`]s make [`plan`]s; [`issue`]
-//! turns plans into keys and certificates with [`pki`] and keeps them in the [`store`].
+//! turns plans into keys and certificates with [`pki`] (and secrets with [`encryption`])
+//! and keeps them in the [`store`].
 //! The [`cli`] layer only describes arguments; [`commands`] is the one place that reads
 //! the environment, the clock and the terminal, and prints. Nothing below `commands`
 //! imports clap or prints.
@@ -10,6 +11,7 @@
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod encryption;
 pub mod error;
 pub mod inventory;
 pub mod issue;

@@ -44,7 +44,7 @@ fn first_apply_initialises_issues_and_stages_every_node() {
         "{text}"
     );
     assert!(text.contains("created identity"), "{text}");
-    assert!(text.contains("apply: 37 issued; 10 tree(s)"), "{text}");
+    assert!(text.contains("apply: 38 issued; 10 tree(s)"), "{text}");
 
     // Every node tree: each manifest entry exists with its mode; keys 0600.
     for node in [
@@ -64,7 +64,7 @@ fn first_apply_initialises_issues_and_stages_every_node() {
             let f = tree.join(path.trim_start_matches('/'));
             let want = u32::from_str_radix(e["mode"].as_str().unwrap(), 8).unwrap();
             assert_eq!(mode(&f), want, "{node}:{path}");
-            if e["kind"] == "key" {
+            if e["kind"] == "key" || e["kind"] == "secret" {
                 assert_eq!(want, 0o600, "{node}:{path}");
             }
             let sha: String =
@@ -145,18 +145,18 @@ fn first_apply_initialises_issues_and_stages_every_node() {
     let plan = env.ok(&["plan", "--out", out_s]);
     // Every decision is "keep", with its reason; no staged file would change.
     let lines: Vec<&str> = plan.lines().collect();
-    assert_eq!(lines.len(), 38, "{plan}");
+    assert_eq!(lines.len(), 39, "{plan}");
     assert!(
-        lines[..37]
+        lines[..38]
             .iter()
             .all(|l| l.starts_with("keep  ") && l.contains(": ok")),
         "{plan}"
     );
     assert!(
-        lines[37].starts_with("plan: 0 to issue, 37 to keep; staged files in "),
+        lines[38].starts_with("plan: 0 to issue, 38 to keep; staged files in "),
         "{plan}"
     );
-    assert!(plan.trim_end().ends_with(": 187 unchanged"), "{plan}");
+    assert!(plan.trim_end().ends_with(": 189 unchanged"), "{plan}");
 }
 
 #[test]

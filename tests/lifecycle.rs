@@ -478,7 +478,7 @@ fn eight_first_applies_at_once_make_one_ca_and_a_complete_ledger() {
     }
     let events = ledger(&env);
     assert_eq!(count(&events, "ca-created", None), 3, "one set of CAs");
-    assert_eq!(count(&events, "issued", None), 37, "each issued once");
+    assert_eq!(count(&events, "issued", None), 38, "each issued once");
     apply_clean(&env, &support::example_inventory());
     let ca = env.path().join("staged/etcd01/etc/ssl/etcd/ca.crt");
     for node in ["etcd01", "etcd02", "etcd03"] {
@@ -532,7 +532,11 @@ fn a_format_1_store_is_migrated_in_place_with_a_backup() {
     // The migrated store works: apply stages a clean tree (issuing what this release's
     // profiles add or changed), and opening it again is a no-op.
     let out = apply_clean(&env, &support::example_inventory());
-    assert!(out.contains("apply: 5 issued"), "{out}");
+    assert!(out.contains("apply: 6 issued"), "{out}");
+    assert!(
+        out.contains("generated encryption-config for cluster  (missing)  secretbox key"),
+        "{out}"
+    );
     assert!(
         out.contains("issued apiserver-etcd-client for master01  (missing)"),
         "{out}"
@@ -771,7 +775,7 @@ fn plan_json_gives_each_decision_its_reason() {
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["-i", inv_s, "plan", "--out", "staged", "--json"])).unwrap();
     let decisions = v["decisions"].as_array().unwrap();
-    assert_eq!(decisions.len(), 37);
+    assert_eq!(decisions.len(), 38);
     let of = |p: &str, t: &str| {
         decisions
             .iter()
@@ -795,8 +799,13 @@ fn plan_json_gives_each_decision_its_reason() {
         (Some("keep"), Some("ok"))
     );
     assert_eq!(sa["generation"], 1);
+    let enc = of("encryption-config", "cluster");
+    assert_eq!(
+        (enc["action"].as_str(), enc["reason"].as_str()),
+        (Some("keep"), Some("ok"))
+    );
     // Nothing was issued or staged by plan.
-    assert_eq!(count(&ledger(&env), "issued", None), 37);
+    assert_eq!(count(&ledger(&env), "issued", None), 38);
 }
 
 #[test]
@@ -882,5 +891,266 @@ fn an_etcd_peer_cn_that_would_break_a_config_line_is_refused() {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(want), "{err}");
+    }
+}
+
+/// Runs kpki, asserts success, and keeps what it printed (stdout and stderr) in `seen`.
+fn ok_seen(env: &TestEnv, args: &[&str], seen: &mut Vec<u8>) -> String {
+    let o = env.run(args);
+    assert!(
+        o.status.success(),
+        "kpki {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    seen.extend_from_slice(&o.stdout);
+    seen.extend_from_slice(&o.stderr);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The secretbox keys of a staged EncryptionConfiguration, in order: (name, key bytes).
+/// Also checks what the apiserver needs of the file: mode 0600, its kind, secrets
+/// encrypted by secretbox first, identity last.
+fn encryption_keys(path: &Path) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{}", path.display());
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0];
+    assert_eq!(
+        doc["apiVersion"].as_str(),
+        Some("apiserver.config.k8s.io/v1")
+    );
+    assert_eq!(doc["kind"].as_str(), Some("EncryptionConfiguration"));
+    let entry = &doc["resources"][0];
+    assert_eq!(entry["resources"][0].as_str(), Some("secrets"));
+    let providers = entry["providers"].as_vec().unwrap();
+    assert_eq!(providers.len(), 2, "secretbox, then identity");
+    assert!(providers[1]["identity"].as_hash().unwrap().is_empty());
+    providers[0]["secretbox"]["keys"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(k["secret"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(key.len(), 32, "a secretbox key is 32 bytes");
+            (k["name"].as_str().unwrap().to_owned(), key)
+        })
+        .collect()
+}
+
+/// Decrypts an age file of the store with the test's identity, with the age crate.
+fn age_decrypt(env: &TestEnv, path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    use std::str::FromStr;
+    let text = std::fs::read_to_string(env.identity()).unwrap();
+    let id = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .map(|l| age::x25519::Identity::from_str(l).unwrap())
+        .unwrap();
+    let enc = std::fs::read(path).unwrap();
+    let dec = age::Decryptor::new(age::armor::ArmoredReader::new(&enc[..])).unwrap();
+    let mut out = Vec::new();
+    dec.decrypt(std::iter::once(&id as &dyn age::Identity))
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Whether any file under `dir` other than `except` holds the key: raw, base64 or hex.
+fn files_holding(dir: &Path, key: &[u8], except: &[PathBuf]) -> Vec<PathBuf> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && !except.contains(&e.path().to_path_buf()))
+        .filter(|e| {
+            let b = std::fs::read(e.path()).unwrap();
+            contains(&b, key) || contains(&b, b64.as_bytes()) || contains(&b, hex.as_bytes())
+        })
+        .map(|e| e.into_path())
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn the_encryption_key_is_staged_only_in_its_config_and_rotates_keeping_the_old_key() {
+    use base64::Engine;
+    let env = TestEnv::new();
+    let inv = support::example_inventory();
+    let inv_s = inv.to_str().unwrap();
+    let staged = env.path().join("staged");
+    let conf =
+        |node: &str| staged.join(format!("{node}/etc/kubernetes/ssl/encryption-config.yaml"));
+    let confs = || vec![conf("master01"), conf("master02")];
+    let mut seen = Vec::new();
+    let apply = |seen: &mut Vec<u8>| -> String {
+        let out = ok_seen(&env, &["-i", inv_s, "apply", "--out", "staged"], seen);
+        let check = ok_seen(
+            &env,
+            &["-i", inv_s, "render", "--check", "--out", "staged"],
+            seen,
+        );
+        assert!(check.contains(", 0 problem(s)"), "{check}");
+        let verify = ok_seen(&env, &["store", "verify"], seen);
+        assert!(verify.contains(", 0 problem(s)"), "{verify}");
+        out
+    };
+
+    // The first apply issues the key and stages one config, the same on both masters.
+    let out = apply(&mut seen);
+    assert!(
+        out.contains("generated encryption-config for cluster  (missing)  secretbox key"),
+        "{out}"
+    );
+    let first = encryption_keys(&conf("master01"));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, "key1", "named by its generation");
+    assert_eq!(
+        std::fs::read(conf("master01")).unwrap(),
+        std::fs::read(conf("master02")).unwrap()
+    );
+    let key1 = first[0].1.clone();
+    // Only the masters get it, and no other staged file holds the key.
+    let mut holders = files_holding(&staged, &key1, &[]);
+    holders.sort();
+    assert_eq!(holders, confs(), "the search finds the key where it is");
+    assert_eq!(
+        files_holding(&staged, &key1, &confs()),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!staged
+        .join("worker01/etc/kubernetes/ssl/encryption-config.yaml")
+        .exists());
+    let manifest =
+        std::fs::read_to_string(staged.join("master01/var/lib/kpki/manifest.json")).unwrap();
+    assert!(
+        manifest.contains(
+            "\"path\": \"/etc/kubernetes/ssl/encryption-config.yaml\",\n      \"mode\": \"0600\""
+        ),
+        "{manifest}"
+    );
+    // The store holds it age-encrypted, 0600, and nowhere in clear (nor its hash).
+    let sealed = env
+        .issued("encryption-config", "cluster")
+        .join("secretbox.key.age");
+    let text = std::fs::read_to_string(&sealed).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sealed).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        age_decrypt(&env, &sealed),
+        key1,
+        "the staged key is the store's"
+    );
+    assert_eq!(
+        files_holding(&env.store(), &key1, &[]),
+        Vec::<PathBuf>::new()
+    );
+    let sha = ring::digest::digest(&ring::digest::SHA256, &key1);
+    let sha_hex: String = sha.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!std::fs::read_to_string(env.store().join("ledger.jsonl"))
+        .unwrap()
+        .contains(&sha_hex));
+    let plan = ok_seen(&env, &["-i", inv_s, "plan", "--out", "staged"], &mut seen);
+    assert!(
+        plan.contains("keep  encryption-config for cluster (generation 1): ok"),
+        "{plan}"
+    );
+    let ledger_text = ok_seen(
+        &env,
+        &["ledger", "--profile", "encryption-config"],
+        &mut seen,
+    );
+    assert!(
+        ledger_text.contains("encryption-config for cluster  gen 1  missing  secret secretbox (32-byte key)  current"),
+        "{ledger_text}"
+    );
+
+    // `issue --all --force` renews every certificate and leaves the key alone.
+    let out = ok_seen(&env, &["issue", "--all", "--force"], &mut seen);
+    assert!(!out.contains("encryption-config"), "{out}");
+    assert_eq!(count(&ledger(&env), "issued", Some("encryption-config")), 1);
+    apply(&mut seen);
+    assert_eq!(encryption_keys(&conf("master02")), first);
+
+    // Rolled when named: the new key encrypts, the old one still decrypts.
+    let out = ok_seen(
+        &env,
+        &[
+            "issue",
+            "--profile",
+            "encryption-config",
+            "--all",
+            "--force",
+        ],
+        &mut seen,
+    );
+    assert!(
+        out.contains("generated encryption-config for cluster  (forced)  secretbox key"),
+        "{out}"
+    );
+    apply(&mut seen);
+    let both = encryption_keys(&conf("master01"));
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0].0, "key2");
+    assert_ne!(both[0].1, key1, "a new key");
+    assert_eq!(
+        both[1],
+        ("key1".to_string(), key1.clone()),
+        "the old key after it"
+    );
+    assert_eq!(
+        std::fs::read(conf("master01")).unwrap(),
+        std::fs::read(conf("master02")).unwrap()
+    );
+    let key2 = both[0].1.clone();
+    for k in [&key1, &key2] {
+        assert_eq!(files_holding(&staged, k, &confs()), Vec::<PathBuf>::new());
+        assert_eq!(files_holding(&env.store(), k, &[]), Vec::<PathBuf>::new());
+    }
+
+    // Retired: the old key is gone from the config.
+    let out = ok_seen(
+        &env,
+        &["store", "retire", "--profile", "encryption-config"],
+        &mut seen,
+    );
+    assert!(
+        out.contains("1 earlier key(s) of encryption-config no longer in the encryption config"),
+        "{out}"
+    );
+    apply(&mut seen);
+    assert_eq!(
+        encryption_keys(&conf("master02")),
+        vec![("key2".to_string(), key2.clone())]
+    );
+    let states: Vec<String> = ledger(&env)
+        .iter()
+        .filter(|e| e["event"] == "issued" && e["profile"] == "encryption-config")
+        .map(|e| format!("{}:{}", e["generation"], e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, ["1:superseded", "2:current"]);
+
+    // Nothing kpki printed along the way holds either key.
+    for k in [&key1, &key2] {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(k);
+        assert!(!contains(&seen, k) && !contains(&seen, b64.as_bytes()));
     }
 }

@@ -611,3 +611,74 @@ fn a_daemon_declaration_is_enough_for_the_check() {
         "undeclared: not read"
     );
 }
+
+/// kube-apiserver's `--encryption-provider-config` is a reference of its own kind: the
+/// file must be there, 0600 or tighter, and an EncryptionConfiguration whose keys the
+/// apiserver takes. Findings name the file, never the key.
+#[test]
+fn check_catches_a_loose_truncated_or_missing_encryption_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Staged::new();
+    let rel = "etc/kubernetes/ssl/encryption-config.yaml";
+    let flag = "/etc/kubernetes/manifests/kube-apiserver.yaml: --encryption-provider-config: /etc/kubernetes/ssl/encryption-config.yaml";
+    let staged = std::fs::read_to_string(s.out.join("master01").join(rel)).unwrap();
+    let secret = staged
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(secret.len(), 44, "base64 of 32 bytes");
+    let no_key = |out: &str| assert!(!out.contains(&secret), "a finding shows the key: {out}");
+
+    // Readable by others.
+    let root = s.copy("master01", "enc-mode");
+    std::fs::set_permissions(root.join(rel), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let want =
+        format!("{flag} holds encryption keys and is readable by group or others (mode 0644)");
+    assert_finds(&s, &root, &[&want]);
+    assert_has(&same_in_memory(&root), &want);
+
+    // A key cut short: 40 base64 characters are 30 bytes.
+    let root = s.copy("master01", "enc-truncated");
+    std::fs::write(root.join(rel), staged.replace(&secret, &secret[..40])).unwrap();
+    let want = format!(
+        "{flag} has secretbox key key1 of 30 bytes after base64 decoding; secretbox takes 32"
+    );
+    assert_finds(&s, &root, &[&want]);
+    assert_has(&same_in_memory(&root), &want);
+    no_key(&s.check(&root).1);
+
+    // Missing.
+    let root = s.copy("master01", "enc-missing");
+    std::fs::remove_file(root.join(rel)).unwrap();
+    let want = format!("{flag} does not exist");
+    assert_finds(&s, &root, &[&want]);
+    assert_has(&same_in_memory(&root), &want);
+
+    // Not an EncryptionConfiguration, and one that encrypts nothing.
+    let root = s.copy("master01", "enc-kind");
+    std::fs::write(root.join(rel), "apiVersion: v1\nkind: ConfigMap\n").unwrap();
+    assert_finds(
+        &s,
+        &root,
+        &[&format!(
+            "{flag} is a ConfigMap, not an EncryptionConfiguration"
+        )],
+    );
+    let root = s.copy("master01", "enc-clear");
+    let providers = staged.find("      - secretbox:").unwrap();
+    std::fs::write(
+        root.join(rel),
+        format!("{}      - identity: {{}}\n", &staged[..providers]),
+    )
+    .unwrap();
+    let (code, out) = s.check(&root);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{flag} writes secrets in clear: identity is its first provider"
+        )),
+        "{out}"
+    );
+    no_key(&out);
+}

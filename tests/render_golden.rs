@@ -117,6 +117,11 @@ fn paths_come_from_the_profiles() {
             "/etc/kubernetes/etcd/client.pem",
         );
     std::fs::write(dir.join("apiserver-etcd-client.toml"), text).unwrap();
+    let text = env.ok(&["profiles", "show", "encryption-config"]).replace(
+        "/etc/kubernetes/ssl/encryption-config.yaml",
+        "/etc/kubernetes/encryption/config.yaml",
+    );
+    std::fs::write(dir.join("encryption-config.toml"), text).unwrap();
     let out = env.ok(&[
         "--profiles",
         dir.to_str().unwrap(),
@@ -129,6 +134,11 @@ fn paths_come_from_the_profiles() {
     assert!(
         out.contains("mountPath: /etc/kubernetes/etcd"),
         "the apiserver mounts it"
+    );
+    assert!(out.contains("--encryption-provider-config=/etc/kubernetes/encryption/config.yaml"));
+    assert!(
+        out.contains("mountPath: /etc/kubernetes/encryption\n"),
+        "the apiserver mounts the encryption config's directory: {out}"
     );
     assert!(!out.contains("etcd-client.crt"));
 }

@@ -103,6 +103,11 @@ pub fn read(
             ));
         }
         for reference in scan.references {
+            // Keys that encrypt Secrets, not certificates: the audit never reads them
+            // (`render --check` checks the file).
+            if reference.kind == RefKind::EncryptionConfig {
+                continue;
+            }
             let file = refs::resolve(&r.root, &reference.path);
             let by = format!("{} ({})", label(&reference.config), reference.key);
             match &reference.kind {

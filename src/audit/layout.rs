@@ -13,10 +13,11 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::encryption::Provider;
 use crate::inventory::Inventory;
 use crate::pki::San;
 use crate::plan::{self, Overrides, PlanError, Selector, Target};
-use crate::profile::{Body, Eku, Profile, Profiles, Scope};
+use crate::profile::{Body, Eku, KeyKind, Profile, Profiles, Scope};
 use crate::store::Store;
 
 /// A set of kpki files the audit recognises.
@@ -55,7 +56,8 @@ pub enum ExpectedFile {
     Key,
     /// A CA file holding the store's CA of this name (when the store is known).
     Ca { ca: Option<String> },
-    /// A file that must exist but is not a certificate (an encrypted key, a public key).
+    /// A file that must exist but is not a certificate (an encrypted key, a public key, a
+    /// config holding a secret).
     Present,
 }
 
@@ -100,13 +102,14 @@ pub fn detect(path: &Path, inv: Option<&Inventory>, profiles: &Profiles) -> Vec<
 }
 
 fn install_paths(p: &Profile) -> Vec<&str> {
-    let mut v = vec![p.key_file.path.as_str()];
+    let mut v: Vec<&str> = p.key_file.iter().map(|k| k.path.as_str()).collect();
     match &p.body {
         Body::Certificate(c) => {
             v.push(&c.cert.path);
             v.push(&c.ca_file.path);
         }
         Body::KeyPair { public } => v.push(&public.path),
+        Body::Secret { config } => v.push(&config.path),
     }
     v
 }
@@ -162,6 +165,21 @@ pub fn expectations(
                     };
                     let node = plan.target.node().map(|n| n.to_string());
                     let profile = Some(plan.profile.clone());
+                    // A secret: its sealed key alone (the one it holds, whatever the
+                    // provider; the planner names a provider change).
+                    if let KeyKind::Secret(want) = plan.key {
+                        let provider = Provider::ALL
+                            .into_iter()
+                            .find(|p| base.join(p.file_name()).is_file())
+                            .unwrap_or(want);
+                        out.push(Expected {
+                            path: base.join(provider.file_name()),
+                            node,
+                            profile,
+                            file: ExpectedFile::Present,
+                        });
+                        continue;
+                    }
                     match &plan.cert {
                         Some(c) => out.push(Expected {
                             path: base.join("cert.pem"),
@@ -238,8 +256,11 @@ pub fn expectations(
                     };
                     for plan in plans {
                         debug_assert!(matches!(plan.target, Target::Node(_) | Target::Cluster));
-                        let key =
-                            (!on_node.contains(&p.key_file.path)).then(|| place(&p.key_file.path));
+                        let key = p
+                            .key_file
+                            .as_ref()
+                            .filter(|k| !on_node.contains(&k.path))
+                            .map(|k| place(&k.path));
                         if let Some(key) = &key {
                             out.push(Expected {
                                 path: key.clone(),
@@ -271,6 +292,12 @@ pub fn expectations(
                             }
                             (Body::KeyPair { public }, _) => out.push(Expected {
                                 path: place(&public.path),
+                                node: Some(node.clone()),
+                                profile: Some(p.name.clone()),
+                                file: ExpectedFile::Present,
+                            }),
+                            (Body::Secret { config }, _) => out.push(Expected {
+                                path: place(&config.path),
                                 node: Some(node.clone()),
                                 profile: Some(p.name.clone()),
                                 file: ExpectedFile::Present,

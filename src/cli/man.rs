@@ -19,7 +19,8 @@ const FILES: &str = "\
 pki/kpki.toml                          recipients, the CAs, per CA role the signing and trusted CAs
 pki/ca/<name>/<key id>/                ca.crt and ca.key.age of each CA generation; the key age-encrypted
 pki/issued/<profile>/<target>/current  the current generation's number
-pki/issued/<profile>/<target>/<n>/     generation n: cert.pem and key.pem.age (or public.pem and key.pem.age)
+pki/issued/<profile>/<target>/<n>/     generation n: cert.pem and key.pem.age (or public.pem and key.pem.age; or secretbox.key.age)
+pki/issued/<profile>/<target>/trusted  key pairs and secrets: earlier generations still published or decrypting
 pki/ledger.jsonl                       append-only events: ca-created, issued, superseded, retired, pruned, migrated
 pki/backup/<time>-format-1/            the store before its migration from kpki 0.1
 pki/profiles/                          the store's own profiles, when present";

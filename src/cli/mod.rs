@@ -211,8 +211,9 @@ pub struct IssueArgs {
     pub algorithm: Option<String>,
     /// Issue a new generation where one exists (the current one stays in the store).
     ///
-    /// With --all and no --profile, the service-account key pair is left alone: a new one
-    /// is rolled only when named (--profile service-account).
+    /// With --all and no --profile, the service-account key pair and the encryption key
+    /// are left alone: a new one is rolled only when named (--profile service-account,
+    /// --profile encryption-config).
     #[arg(long)]
     pub force: bool,
     /// End a certificate with its CA instead of refusing one that would outlive it.
@@ -322,7 +323,8 @@ pub enum ProfilesCommand {
 /// retired or pruned, from the append-only ledger.
 ///
 /// Each issuance shows its state now: current, superseded, published (an earlier
-/// service-account key still in sa.pub), pruned or revoked.
+/// service-account key still in sa.pub, or encryption key still in the encryption config),
+/// pruned or revoked.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki ledger
@@ -348,8 +350,8 @@ pub struct LedgerArgs {
 pub enum StoreCommand {
     /// Check that the store's files are exactly what its ledger replays to.
     ///
-    /// Every issuance's current generation, the generations kept, the key pair
-    /// generations still published, and per CA role the signing and trusted CAs. Each
+    /// Every issuance's current generation, the generations kept, the key pair and
+    /// secret generations still trusted, and per CA role the signing and trusted CAs. Each
     /// problem is one line; the exit status is 2 when there is any.
     #[command(after_long_help = "Examples:
   kpki store verify
@@ -357,7 +359,7 @@ pub enum StoreCommand {
 Exit status: 0 the store and its ledger agree; 1 no store; 2 problems found.")]
     Verify,
     /// Remove old generations, keeping the newest N of each issuance (the current one,
-    /// and service-account keys still published, are always kept).
+    /// and service-account and encryption keys still trusted, are always kept).
     #[command(after_long_help = "Examples:
   kpki store prune --keep 2
 
@@ -367,15 +369,20 @@ Exit status: 0 pruned (or nothing to prune); 1 no store.")]
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
         keep: u32,
     },
-    /// Stop trusting a previous CA, or stop publishing a key pair's previous keys.
+    /// Stop trusting a previous CA, or a key pair's or a secret's previous keys.
     ///
     /// A CA is named by its key id (or its first 8 hex digits, as `kpki init --force`
     /// prints them); it is refused while it signs for a role or while a current
     /// certificate is still signed by it. `--profile service-account` drops the earlier
     /// public keys from sa.pub: do it once tokens signed with the old key have expired.
+    /// `--profile encryption-config` drops the earlier keys from the apiservers'
+    /// encryption config: do it once every Secret has been rewritten with the new key
+    /// (`kubectl get secrets -A -o json | kubectl replace -f -`), or those still
+    /// encrypted with an old key can no longer be read.
     #[command(after_long_help = "Examples:
   kpki store retire --ca 1a2b3c4d
   kpki store retire --profile service-account
+  kpki store retire --profile encryption-config
 
 Exit status: 0 retired; 1 bad input or no store; 2 refused (the CA still signs).")]
     Retire {
@@ -387,7 +394,7 @@ Exit status: 0 retired; 1 bad input or no store; 2 refused (the CA still signs).
             conflicts_with = "profile"
         )]
         ca: Option<String>,
-        /// A key pair profile whose earlier keys to stop publishing.
+        /// A key pair or secret profile whose earlier keys to stop trusting.
         #[arg(long, short = 'p', value_name = "NAME")]
         profile: Option<String>,
     },

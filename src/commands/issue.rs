@@ -60,15 +60,16 @@ pub(super) fn run(
     }
     let (store, _lock) = Store::lock_open(&g.store, now)?;
     // Decided under the lock: what the store holds cannot change underneath.
-    let named_key_pair = a.profile.is_some();
+    let named = a.profile.is_some();
     let mut requests = Vec::new();
     let mut taken = Vec::new();
     for d in plan::decide(Some(&store), &profiles, plans, now)? {
         let reason = match (&d.held, a.force) {
             (None, _) => Reason::Missing,
-            // A new service-account key is never a side effect of `--all --force`: it
-            // would end every live token. Name the profile to roll it.
-            (Some(_), true) if d.plan.cert.is_none() && !named_key_pair => continue,
+            // A new service-account key or encryption key is never a side effect of
+            // `--all --force`: the one would end every live token, the other start a
+            // rotation of what etcd holds encrypted. Name the profile to roll it.
+            (Some(_), true) if d.plan.cert.is_none() && !named => continue,
             (Some(_), true) => Reason::Forced,
             (Some(_), false) => {
                 taken.push(format!("{} for {}", d.plan.profile, d.plan.target));
@@ -86,16 +87,16 @@ pub(super) fn run(
             crate::issue::PolicyError::AlreadyIssued(crate::issue::summarize_list(&taken)).into(),
         );
     }
-    let keyring = if crate::issue::needs_unlock(&requests) {
-        Some(unlock(g, &store)?)
-    } else {
-        None
-    };
     let opts = Options {
         force: a.force,
         clamp: a.clamp,
         out: a.out.clone(),
         now,
+    };
+    let keyring = if crate::issue::needs_unlock(&requests, &opts) {
+        Some(unlock(g, &store)?)
+    } else {
+        None
     };
     let done = crate::issue::issue(&store, keyring.as_ref(), &profiles, requests, &opts)?;
     for i in &done {
@@ -111,7 +112,14 @@ pub(super) fn run(
 /// The one line kpki prints for each issuance (`issue` and `apply` alike).
 pub(super) fn issued_line(i: &crate::issue::Issued, now: OffsetDateTime) -> String {
     let r = &i.record;
-    let mut line = if r.serial.is_empty() {
+    let mut line = if let Some(provider) = r.secret_provider() {
+        format!(
+            "generated {} for {}  ({})  {provider} key",
+            r.profile,
+            i.plan.target,
+            i.reason.word(),
+        )
+    } else if r.is_key() {
         format!(
             "generated {} for {}  ({})  {}",
             r.profile,

@@ -367,14 +367,16 @@ pub(super) fn plan_cmd(
         .map(|d| (d.plan.profile.clone(), d.plan.target.key()))
         .collect();
     let changes_with_issuance = |tree: &str, f: &StagedFile| -> bool {
-        matches!(f.kind, FileKind::Cert | FileKind::Key | FileKind::Public)
-            && f.source.split(',').any(|src| {
-                let target = match profiles.get(src).map(|p| p.scope) {
-                    Ok(crate::profile::Scope::Node) => tree.to_owned(),
-                    _ => "cluster".to_owned(),
-                };
-                reissued.contains(&(src.to_owned(), target))
-            })
+        matches!(
+            f.kind,
+            FileKind::Cert | FileKind::Key | FileKind::Public | FileKind::Secret
+        ) && f.source.split(',').any(|src| {
+            let target = match profiles.get(src).map(|p| p.scope) {
+                Ok(crate::profile::Scope::Node) => tree.to_owned(),
+                _ => "cluster".to_owned(),
+            };
+            reissued.contains(&(src.to_owned(), target))
+        })
     };
     let mut totals: BTreeMap<Change, usize> = BTreeMap::new();
     let mut changes = Vec::new();

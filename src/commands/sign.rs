@@ -7,7 +7,11 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
     let prof = profiles.get(&a.profile)?;
     let spec = prof.cert_spec().ok_or_else(|| {
         Error::usage(
-            format!("profile {} makes a key pair, not a certificate", prof.name),
+            format!(
+                "profile {} makes a {}, not a certificate",
+                prof.name,
+                prof.kind_name()
+            ),
             "use a certificate profile",
         )
     })?;
@@ -20,7 +24,11 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
         plan::plan_profile(prof, &inv, &Selector::Node(a.node.clone()), &overrides)?.remove(0);
     let (key_pem, csr_pem) = crate::issue::make_csr(&plan)?;
     crate::store::atomic::create_dir_private(&a.out).map_err(Error::io(&a.out))?;
-    let key_path = a.out.join(prof.key_file.file_name());
+    let key_file = prof
+        .key_file
+        .as_ref()
+        .expect("certificate profiles install a key");
+    let key_path = a.out.join(key_file.file_name());
     let stem = spec
         .cert
         .file_name()
@@ -93,7 +101,11 @@ pub(super) fn sign(
     let prof = profiles.get(&a.profile)?;
     if prof.cert_spec().is_none() {
         return Err(Error::usage(
-            format!("profile {} makes a key pair, not a certificate", prof.name),
+            format!(
+                "profile {} makes a {}, not a certificate",
+                prof.name,
+                prof.kind_name()
+            ),
             "use a certificate profile",
         ));
     }
@@ -149,6 +161,7 @@ pub(super) fn sign(
                 None,
                 None,
                 Some(&info.spki),
+                None,
                 &Options {
                     force: a.force,
                     ..opts

@@ -98,7 +98,9 @@ pub(super) fn ledger(
                 }
             ),
             Event::Issued(r) => {
-                let what = if r.is_key_pair() {
+                let what = if let Some(provider) = r.secret_provider() {
+                    format!("secret {provider} ({}-byte key)", crate::encryption::Provider::KEY_LEN)
+                } else if r.is_key() {
                     format!("key {}", r.key_algorithm)
                 } else {
                     format!(
@@ -220,22 +222,26 @@ pub(super) fn run(
             let prof = profiles.get(name)?;
             if prof.cert_spec().is_some() {
                 return Err(Error::usage(
-                    format!("profile {name} makes certificates; `--profile` retires a key pair's earlier keys"),
-                    "retire a CA with --ca KEYID, or name a key pair profile such as service-account",
+                    format!("profile {name} makes certificates; `--profile` retires the earlier keys of a key pair or a secret"),
+                    "retire a CA with --ca KEYID, or name a key pair or secret profile such as service-account or encryption-config",
                 ));
             }
             let mut total = 0;
             for (pr, t) in store.issuances()? {
                 if &pr == name {
-                    let gens = store.retire_key_pair(&pr, &t, now)?;
+                    let gens = store.retire_previous(&pr, &t, now)?;
                     total += gens.len();
                     for n in gens {
                         p.line(format!("retired {pr} for {t} generation {n}"))?;
                     }
                 }
             }
+            let gone = match prof.body {
+                crate::profile::Body::Secret { .. } => "no longer in the encryption config",
+                _ => "no longer published",
+            };
             p.line(format!(
-                "{total} earlier key(s) of {name} no longer published; run `kpki apply` to restage, then restart the apiservers"
+                "{total} earlier key(s) of {name} {gone}; run `kpki apply` to restage, then restart the apiservers"
             ))
         }
         StoreCommand::Retire { .. } => Err(Error::usage(

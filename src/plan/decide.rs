@@ -8,20 +8,23 @@ use std::fmt;
 use time::{Duration, OffsetDateTime};
 
 use super::Plan;
+use crate::encryption::Provider;
 use crate::pki::{self, CertFacts, KeyAlgorithm};
-use crate::profile::{Body, Profile, Profiles};
+use crate::profile::{KeyKind, Profile, Profiles};
 use crate::store::{Store, StoreError};
 
 /// What the store holds for a plan: its current generation.
 #[derive(Clone, Debug)]
 pub struct Held {
     pub generation: u64,
-    /// The store holds the private key (kpki made it); `false` for a certificate signed
-    /// from a node's CSR, whose key stays on the node.
+    /// The store holds the private key or the secret (kpki made it); `false` for a
+    /// certificate signed from a node's CSR, whose key stays on the node.
     pub has_key: bool,
     pub cert: Option<HeldCert>,
     /// A key pair's algorithm (from its public key).
     pub public_key: Option<KeyAlgorithm>,
+    /// A secret's encryption provider (from its file's name; the secret stays sealed).
+    pub secret: Option<Provider>,
 }
 
 /// A held certificate, with the facts the planner compares.
@@ -123,11 +126,13 @@ pub fn held(store: &Store, profile: &str, target: &str) -> Result<Option<Held>, 
         .read("public.pem")?
         .and_then(|b| pki::public_key_info(&b))
         .and_then(|k| k.kpki_algorithm());
+    let secret = g.secret();
     Ok(Some(Held {
         generation: g.n,
-        has_key: g.has("key.pem.age"),
+        has_key: g.has("key.pem.age") || secret.is_some(),
         cert,
         public_key,
+        secret,
     }))
 }
 
@@ -168,13 +173,23 @@ pub fn judge(
         return Reason::Missing;
     };
     let Some(want) = &plan.cert else {
-        // A key pair: only its algorithm can drift; it does not expire.
-        return match (held.public_key, &profile.body) {
-            (Some(have), Body::KeyPair { .. }) if have != plan.key => {
-                Reason::Drift(vec![format!("key {} → {}", have.name(), plan.key.name())])
-            }
-            (None, _) => Reason::Drift(vec!["no public key in the store".into()]),
-            _ => Reason::Ok,
+        // A key pair or a secret: only its algorithm or provider can drift; neither
+        // expires.
+        return match plan.key {
+            KeyKind::Pair(want) => match held.public_key {
+                Some(have) if have != want => {
+                    Reason::Drift(vec![format!("key {} → {}", have.name(), want.name())])
+                }
+                Some(_) => Reason::Ok,
+                None => Reason::Drift(vec!["no public key in the store".into()]),
+            },
+            KeyKind::Secret(want) => match held.secret {
+                Some(have) if have != want => {
+                    Reason::Drift(vec![format!("provider {have} → {want}")])
+                }
+                Some(_) => Reason::Ok,
+                None => Reason::Drift(vec!["no secret in the store".into()]),
+            },
         };
     };
     let Some(cert) = &held.cert else {
@@ -212,7 +227,7 @@ pub fn judge(
     // A CSR-signed certificate's key is the node's choice.
     if held.has_key {
         match f.key.kpki_algorithm() {
-            Some(a) if a == plan.key => {}
+            Some(a) if KeyKind::Pair(a) == plan.key => {}
             Some(a) => diff.push(format!("key {} → {}", a.name(), plan.key.name())),
             None => diff.push(format!("key {} → {}", f.key.algorithm, plan.key.name())),
         }
@@ -271,13 +286,13 @@ mod tests {
     use super::*;
     use crate::pki::{KeyInfo, San};
     use crate::plan::{CertContent, Target};
-    use crate::profile::{CaRole, Eku};
+    use crate::profile::{Body, CaRole, Eku};
 
     fn plan() -> Plan {
         Plan {
             profile: "etcd-peer".into(),
             target: Target::Adhoc("etcd01".into()),
-            key: KeyAlgorithm::EcdsaP256,
+            key: KeyKind::Pair(KeyAlgorithm::EcdsaP256),
             cert: Some(CertContent {
                 ca: CaRole::Etcd,
                 cn: "etcd01.example.com".into(),
@@ -298,6 +313,7 @@ mod tests {
             generation: 3,
             has_key: true,
             public_key: None,
+            secret: None,
             cert: Some(HeldCert {
                 facts: CertFacts {
                     cn: vec!["etcd01.example.com".into()],
@@ -373,7 +389,7 @@ mod tests {
                 "SAN IP:10.0.0.1 removed".into()
             ])
         );
-        p.key = KeyAlgorithm::EcdsaP384;
+        p.key = KeyKind::Pair(KeyAlgorithm::EcdsaP384);
         p.cert.as_mut().unwrap().sans = plan().cert.unwrap().sans;
         assert_eq!(
             judge(&p, Some(&h), &prof, Some("aaaa1111"), T0),
@@ -394,6 +410,41 @@ mod tests {
                 held: "aaaa1111".into(),
                 signing: "bbbb2222".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_secret_is_missing_or_ok_and_drifts_only_with_its_provider() {
+        let prof = Profiles::builtin()
+            .get("encryption-config")
+            .unwrap()
+            .clone();
+        let p = Plan {
+            profile: prof.name.clone(),
+            target: Target::Cluster,
+            key: KeyKind::Secret(Provider::Secretbox),
+            cert: None,
+        };
+        assert_eq!(judge(&p, None, &prof, None, T0), Reason::Missing);
+        let h = Held {
+            generation: 1,
+            has_key: true,
+            cert: None,
+            public_key: None,
+            secret: Some(Provider::Secretbox),
+        };
+        // It does not expire: still ok in a hundred years.
+        assert_eq!(
+            judge(&p, Some(&h), &prof, None, T0 + Duration::days(36500)),
+            Reason::Ok
+        );
+        let aescbc = Plan {
+            key: KeyKind::Secret(Provider::Aescbc),
+            ..p.clone()
+        };
+        assert_eq!(
+            judge(&aescbc, Some(&h), &prof, None, T0),
+            Reason::Drift(vec!["provider secretbox → aescbc".into()])
         );
     }
 

@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::inventory::{Inventory, Node, NodeName, Role};
 use crate::pki::{KeyAlgorithm, San};
-use crate::profile::{Body, CaRole, Eku, Profile, Profiles, Scope};
+use crate::profile::{Body, CaRole, Eku, KeyKind, Profile, Profiles, Scope};
 use crate::span::Span;
 
 /// Who a certificate is for.
@@ -78,8 +78,9 @@ pub struct CertContent {
 pub struct Plan {
     pub profile: String,
     pub target: Target,
-    pub key: KeyAlgorithm,
-    /// `None` for a bare key pair.
+    /// The key to make: a key pair's algorithm, or a secret's encryption provider.
+    pub key: KeyKind,
+    /// `None` for a bare key pair or a secret.
     pub cert: Option<CertContent>,
 }
 
@@ -114,8 +115,10 @@ pub enum PlanError {
     ClusterScoped(String),
     #[error("profile {0} is issued per node")]
     NeedsNode(String),
-    #[error("profile {0} makes a key pair, not a certificate with a CN")]
-    KeyPairAdhoc(String),
+    #[error("profile {0} makes a {1}, not a certificate with a CN")]
+    NotACertificate(String, &'static str),
+    #[error("profile {0} makes a {1} key; --algorithm chooses a key pair's algorithm")]
+    SecretAlgorithm(String, &'static str),
     #[error("{0}")]
     BadSan(String),
 }
@@ -134,7 +137,10 @@ impl PlanError {
             PlanError::NeedsNode(_) => {
                 "add --node NAME or --all, or --cn CN --san … for an ad-hoc certificate".into()
             }
-            PlanError::KeyPairAdhoc(_) => "drop --cn and --san".into(),
+            PlanError::NotACertificate(..) => "drop --cn and --san".into(),
+            PlanError::SecretAlgorithm(..) => {
+                "drop --algorithm; the profile's provider decides the key".into()
+            }
             PlanError::BadSan(_) => {
                 "write SANs as IP addresses or DNS names, such as 10.0.0.5 or etcd01.example.com"
                     .into()
@@ -199,7 +205,13 @@ pub fn plan_profile(
     sel: &Selector,
     o: &Overrides,
 ) -> Result<Vec<Plan>, PlanError> {
-    let key = o.key.unwrap_or(p.key);
+    let key = match (p.key, o.key) {
+        (KeyKind::Pair(a), o) => KeyKind::Pair(o.unwrap_or(a)),
+        (KeyKind::Secret(_), Some(_)) => {
+            return Err(PlanError::SecretAlgorithm(p.name.clone(), p.key.name()))
+        }
+        (k @ KeyKind::Secret(_), None) => k,
+    };
     let mk = |target: Target, node: Option<&Node>| -> Result<Plan, PlanError> {
         Ok(Plan {
             profile: p.name.clone(),
@@ -255,13 +267,13 @@ pub fn plan_profile(
 /// Plans an ad-hoc certificate named by its CN: the profile's usages, lifetime and CA,
 /// and only the SANs given on the command line (nothing is drawn from the inventory).
 pub fn plan_adhoc(p: &Profile, cn: &str, o: &Overrides) -> Result<Plan, PlanError> {
-    let Body::Certificate(spec) = &p.body else {
-        return Err(PlanError::KeyPairAdhoc(p.name.clone()));
+    let (Body::Certificate(spec), KeyKind::Pair(key)) = (&p.body, p.key) else {
+        return Err(PlanError::NotACertificate(p.name.clone(), p.kind_name()));
     };
     Ok(Plan {
         profile: p.name.clone(),
         target: Target::Adhoc(cn.to_owned()),
-        key: o.key.unwrap_or(p.key),
+        key: KeyKind::Pair(o.key.unwrap_or(key)),
         cert: Some(CertContent {
             ca: spec.ca,
             cn: cn.to_owned(),

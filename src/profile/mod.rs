@@ -1,4 +1,5 @@
-//! Profiles: what a certificate (or key pair) for one purpose looks like, as data.
+//! Profiles: what a certificate (or key pair, or secret) for one purpose looks like, as
+//! data.
 //!
 //! A profile file is strict TOML (`profiles/*.toml` are built in and embedded; a user's
 //! profile directory adds to or overrides them by file name). It is turned into a typed
@@ -15,6 +16,7 @@ use toml::Spanned;
 
 pub use template::{Template, Var};
 
+use crate::encryption::Provider;
 use crate::inventory::Role;
 use crate::pki::KeyAlgorithm;
 use crate::source::{self, Located};
@@ -55,6 +57,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "service-account",
         include_str!("../../profiles/service-account.toml"),
+    ),
+    (
+        "encryption-config",
+        include_str!("../../profiles/encryption-config.toml"),
     ),
 ];
 
@@ -196,6 +202,35 @@ pub enum Body {
     KeyPair {
         public: InstallFile,
     },
+    /// A symmetric key kept in the store and installed inside the config that uses it:
+    /// kube-apiserver's EncryptionConfiguration, made from the store at stage time.
+    Secret {
+        config: InstallFile,
+    },
+}
+
+/// The key a profile makes: an asymmetric key pair, or a secret for an encryption
+/// provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    Pair(KeyAlgorithm),
+    Secret(Provider),
+}
+
+impl KeyKind {
+    /// The algorithm's name (`ecdsa-p256`), or the provider's (`secretbox`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Pair(a) => a.name(),
+            KeyKind::Secret(p) => p.name(),
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Where a profile came from.
@@ -212,8 +247,10 @@ pub struct Profile {
     pub description: String,
     pub scope: Scope,
     pub roles: BTreeSet<Role>,
-    pub key: KeyAlgorithm,
-    pub key_file: InstallFile,
+    pub key: KeyKind,
+    /// Where the private key is installed; `None` for a secret, which is installed
+    /// inside its config ([`Body::Secret`]).
+    pub key_file: Option<InstallFile>,
     pub body: Body,
     pub origin: Origin,
     /// The TOML the profile was read from, for `kpki profiles show`.
@@ -224,7 +261,16 @@ impl Profile {
     pub fn cert_spec(&self) -> Option<&CertSpec> {
         match &self.body {
             Body::Certificate(c) => Some(c),
-            Body::KeyPair { .. } => None,
+            Body::KeyPair { .. } | Body::Secret { .. } => None,
+        }
+    }
+
+    /// What the profile makes, for messages: `certificate`, `key pair` or `secret`.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.body {
+            Body::Certificate(_) => "certificate",
+            Body::KeyPair { .. } => "key pair",
+            Body::Secret { .. } => "secret",
         }
     }
 
@@ -234,6 +280,13 @@ impl Profile {
 
     /// Parses one profile file.
     pub fn parse(name: &str, path: &Path, text: &str, origin: Origin) -> Result<Profile, Located> {
+        // The kind decides which keys the file may have: a secret has no subject, no CA
+        // and no private key file, and saying one is an error at its line.
+        let peek: RawKind =
+            toml::from_str(text).map_err(|e| source::toml_error(path, text, &e, "profile"))?;
+        if peek.kind == Kind::Secret {
+            return Profile::parse_secret(name, path, text, origin);
+        }
         let raw: RawProfile =
             toml::from_str(text).map_err(|e| source::toml_error(path, text, &e, "profile"))?;
         let err =
@@ -247,38 +300,7 @@ impl Profile {
                 )
             })
         };
-        let check_install = |f: &InstallFile, what: &str| {
-            if !f.path.starts_with('/') || f.path.ends_with('/') || f.path.contains("/../") {
-                return Err(err(
-                    0,
-                    format!(
-                        "install.{what}.path '{}' is not an absolute file path",
-                        f.path
-                    ),
-                    "write it like /etc/ssl/etcd/etcd.crt",
-                ));
-            }
-            if f.mode > 0o7777 {
-                return Err(err(
-                    0,
-                    format!("install.{what}.mode {:o} is not a file mode", f.mode),
-                    "write modes as TOML octal, such as 0o600",
-                ));
-            }
-            // Anyone could replace a world-writable certificate or CA file on the node
-            // (and so choose whom the daemon trusts); set-id bits have no place on them.
-            if f.mode & 0o7002 != 0 {
-                return Err(err(
-                    0,
-                    format!(
-                        "install.{what}.mode {:o} lets anyone write the file, or sets set-id/sticky bits",
-                        f.mode
-                    ),
-                    "certificates and CA files are installed 0o644 (keys 0o600)",
-                ));
-            }
-            Ok(())
-        };
+        let check_install = |f: &InstallFile, what: &str| check_install(path, text, 0, f, what);
         let install = raw.install;
         check_install(&install.key, "key")?;
         if install.key.mode & 0o077 != 0 {
@@ -382,19 +404,112 @@ impl Profile {
                 check_install(&public, "public")?;
                 Body::KeyPair { public }
             }
+            Kind::Secret => unreachable!("secret profiles are parsed by parse_secret"),
         };
         Ok(Profile {
             name: name.to_owned(),
             description: raw.description,
             scope: raw.scope,
             roles,
-            key: raw.key,
-            key_file: install.key,
+            key: KeyKind::Pair(raw.key),
+            key_file: Some(install.key),
             body,
             origin,
             text: text.to_owned(),
         })
     }
+
+    /// Parses a `kind = "secret"` profile: a provider and the one file it is installed in.
+    fn parse_secret(
+        name: &str,
+        path: &Path,
+        text: &str,
+        origin: Origin,
+    ) -> Result<Profile, Located> {
+        let raw: RawSecret = toml::from_str(text)
+            .map_err(|e| source::toml_error(path, text, &e, "secret profile"))?;
+        let err =
+            |off: usize, msg: String, hint: &str| source::at(path, text, off, msg, Some(hint));
+        if *raw.scope.get_ref() != Scope::Cluster {
+            return Err(err(
+                raw.scope.span().start,
+                "a secret is issued once for the cluster: every apiserver must read what the others encrypted".into(),
+                "use scope = \"cluster\"",
+            ));
+        }
+        let config = raw.install.config;
+        let at = config.span().start;
+        let config = config.into_inner();
+        check_install(path, text, at, &config, "config")?;
+        if config.mode & 0o077 != 0 {
+            return Err(err(
+                at,
+                format!(
+                    "install.config.mode {:o} lets others read the key it holds",
+                    config.mode
+                ),
+                "a file holding a secret is installed 0o600 (or 0o400)",
+            ));
+        }
+        Ok(Profile {
+            name: name.to_owned(),
+            description: raw.description,
+            scope: Scope::Cluster,
+            roles: raw.roles.into_iter().collect(),
+            key: KeyKind::Secret(raw.provider),
+            key_file: None,
+            body: Body::Secret { config },
+            origin,
+            text: text.to_owned(),
+        })
+    }
+}
+
+/// An install path is an absolute file path and its mode a file mode; `off` is where the
+/// error points.
+fn check_install(
+    path: &Path,
+    text: &str,
+    off: usize,
+    f: &InstallFile,
+    what: &str,
+) -> Result<(), Located> {
+    if !f.path.starts_with('/') || f.path.ends_with('/') || f.path.contains("/../") {
+        return Err(source::at(
+            path,
+            text,
+            off,
+            format!(
+                "install.{what}.path '{}' is not an absolute file path",
+                f.path
+            ),
+            Some("write it like /etc/ssl/etcd/etcd.crt"),
+        ));
+    }
+    if f.mode > 0o7777 {
+        return Err(source::at(
+            path,
+            text,
+            off,
+            format!("install.{what}.mode {:o} is not a file mode", f.mode),
+            Some("write modes as TOML octal, such as 0o600"),
+        ));
+    }
+    // Anyone could replace a world-writable certificate or CA file on the node (and so
+    // choose whom the daemon trusts); set-id bits have no place on them.
+    if f.mode & 0o7002 != 0 {
+        return Err(source::at(
+            path,
+            text,
+            off,
+            format!(
+                "install.{what}.mode {:o} lets anyone write the file, or sets set-id/sticky bits",
+                f.mode
+            ),
+            Some("certificates and CA files are installed 0o644 (keys 0o600)"),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -402,6 +517,35 @@ impl Profile {
 enum Kind {
     Certificate,
     KeyPair,
+    Secret,
+}
+
+/// The `kind` of a profile file alone, read first: it decides the file's other keys.
+#[derive(Deserialize)]
+struct RawKind {
+    #[serde(default = "cert_kind")]
+    kind: Kind,
+}
+
+/// A `kind = "secret"` profile: every key it may have.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    description: String,
+    #[allow(dead_code)]
+    kind: Kind,
+    scope: Spanned<Scope>,
+    roles: Vec<Role>,
+    /// The encryption provider the key is for: `secretbox` or `aescbc`.
+    provider: Provider,
+    install: RawSecretInstall,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretInstall {
+    /// The config that holds the key.
+    config: Spanned<InstallFile>,
 }
 
 #[derive(Deserialize)]
@@ -564,6 +708,62 @@ mod tests {
             e.hint().unwrap(),
             "did you mean 'etcd-peer'? `kpki profiles list` shows them all"
         );
+    }
+
+    #[test]
+    fn a_secret_profile_is_read_as_strictly_as_the_others() {
+        let p = Profiles::builtin();
+        let enc = p.get("encryption-config").unwrap();
+        assert_eq!(enc.key, KeyKind::Secret(Provider::Secretbox));
+        assert!(enc.key_file.is_none());
+        let Body::Secret { config } = &enc.body else {
+            panic!("{:?}", enc.body)
+        };
+        assert_eq!(
+            (config.path.as_str(), config.mode, config.owner.as_str()),
+            ("/etc/kubernetes/ssl/encryption-config.yaml", 0o600, "root")
+        );
+        let text = enc.text.clone();
+        let parse = |t: &str| Profile::parse("x", Path::new("x.toml"), t, Origin::Builtin);
+        let line_of =
+            |t: &str, needle: &str| t.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        // A certificate's key in a secret profile: named, at its line, with the keys allowed.
+        let t = text.replace("provider = ", "validity = \"1y\"\nprovider = ");
+        let e = parse(&t).unwrap_err();
+        assert!(e.message.contains("unknown field `validity`"), "{e}");
+        assert!(e.message.contains("`provider`"), "{e}");
+        assert_eq!(e.line, line_of(&t, "validity"));
+        assert!(e.hint.is_some());
+        let t = text.replace("\"secretbox\"", "\"aesgcm\"");
+        let e = parse(&t).unwrap_err();
+        assert!(
+            e.message.contains("unknown encryption provider 'aesgcm'"),
+            "{e}"
+        );
+        assert_eq!(e.line, line_of(&t, "aesgcm"));
+        let t = text.replace("mode = 0o600", "mode = 0o644");
+        let e = parse(&t).unwrap_err();
+        assert!(
+            e.message
+                .contains("install.config.mode 644 lets others read"),
+            "{e}"
+        );
+        assert_eq!(e.line, line_of(&t, "config = "));
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("a file holding a secret is installed 0o600 (or 0o400)")
+        );
+        let t = text.replace("scope = \"cluster\"", "scope = \"node\"");
+        let e = parse(&t).unwrap_err();
+        assert!(e.message.contains("issued once for the cluster"), "{e}");
+        assert_eq!(e.line, line_of(&t, "scope = "));
+        let e = parse(&text.replace("provider = \"secretbox\"\n", "")).unwrap_err();
+        assert!(e.message.contains("missing field `provider`"), "{e}");
+        // And a certificate profile cannot borrow the secret's table.
+        let cert = p.get("admin").unwrap().text.clone()
+            + "config = { path = \"/etc/x.yaml\", mode = 0o600 }\n";
+        let e = parse(&cert).unwrap_err();
+        assert!(e.message.contains("unknown field `config`"), "{e}");
     }
 
     #[test]

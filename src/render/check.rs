@@ -5,7 +5,9 @@
 //! a certificate chains to the CA file the same config names for it; a serving or peer
 //! certificate carries the SANs its listen/advertise settings need and the EKUs its use
 //! needs; CA files hold CAs (one, where a flag takes one); keys are not readable by
-//! others; certificates are within their validity at `now`. Each problem is one
+//! others; certificates are within their validity at `now`; an EncryptionConfiguration
+//! is not readable by others and holds keys kube-apiserver takes
+//! ([`crate::encryption::problems`]). Each problem is one
 //! [`Finding`] naming the config, the key and what is wrong. Nothing here prints.
 //!
 //! [`check`] reads a tree on disk; [`check_tree`] any [`TreeFiles`], so a tree still in
@@ -69,6 +71,11 @@ enum Loaded {
     },
     /// Public keys (SubjectPublicKeyInfo DER).
     Public(Vec<Vec<u8>>),
+    /// An EncryptionConfiguration: the file's mode and what is wrong with it.
+    Encryption {
+        mode: u32,
+        problems: Vec<String>,
+    },
     Present,
 }
 
@@ -165,6 +172,14 @@ fn load(tree: &dyn TreeFiles, r: &Reference) -> Loaded {
             match kind {
                 RefKind::Key => load_key(&bytes, Some(mode)),
                 RefKind::PublicKey => load_public(&bytes),
+                RefKind::EncryptionConfig => {
+                    let text =
+                        zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+                    Loaded::Encryption {
+                        mode,
+                        problems: crate::encryption::problems(&text),
+                    }
+                }
                 _ => load_certs(&bytes),
             }
         }
@@ -301,6 +316,20 @@ pub fn check_tree_with(
                     r,
                     format!("{what} is readable by group or others (mode {m:04o})"),
                 ));
+            }
+            (RefKind::EncryptionConfig, Loaded::Encryption { mode, problems }) => {
+                if mode & 0o077 != 0 {
+                    findings.push(find(
+                        r,
+                        format!(
+                            "{} holds encryption keys and is readable by group or others (mode {mode:04o})",
+                            shown(r)
+                        ),
+                    ));
+                }
+                for p in problems {
+                    findings.push(find(r, format!("{} {p}", shown(r))));
+                }
             }
             (RefKind::Ca | RefKind::EmbeddedCa(_), Loaded::Certs(certs)) => {
                 for c in certs {

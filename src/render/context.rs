@@ -8,7 +8,7 @@
 //! | `etcd.{endpoints,initial_cluster,token,data_dir,state_directory,peer_url,client_url,listen_client_urls,peer_cn,heartbeat_interval,election_timeout,wal_dir,has_wal_dir}`, `etcd.members[]` | etcd cluster; `peer_cn` is the etcd-peer profile's CN, the one etcd allows on its peer port |
 //! | `apiserver.{url,local_url,port,count}`, `masters[]` (`name`, `fqdn`, `ip`) | control plane |
 //! | `lb.{fqdn,ip}` | the load balancer, when the inventory has one |
-//! | `pki.<profile>.{cert,key,ca}` or `.{key,public}` | install paths, from each profile |
+//! | `pki.<profile>.{cert,key,ca}`, `.{key,public}` or `.config` | install paths, from each profile (`.config`: a secret's, such as the EncryptionConfiguration) |
 //! | `single_ca.{client_ca,signing_cert,signing_key}`, `cluster_signing` | kube-controller-manager's single-CA files |
 //! | `files.<var>` | install path of each rendered file ([`super::FILES`]) |
 //! | `front_proxy.cn`, `admin.{user,embed,ca_data,cert_data,key_data}` | from profiles / the store |
@@ -100,13 +100,15 @@ impl Base {
 
         let mut pki = Scope::new();
         for p in profiles.iter() {
-            let mut m = vec![("key", s(&p.key_file.path))];
+            let mut m: Vec<(&str, Value)> =
+                p.key_file.iter().map(|k| ("key", s(&k.path))).collect();
             match &p.body {
                 Body::Certificate(c) => {
                     m.push(("cert", s(&c.cert.path)));
                     m.push(("ca", s(&c.ca_file.path)));
                 }
                 Body::KeyPair { public } => m.push(("public", s(&public.path))),
+                Body::Secret { config } => m.push(("config", s(&config.path))),
             }
             pki.insert(p.name.clone(), map(m));
         }

@@ -19,6 +19,8 @@ pub enum Names {
     Ca,
     /// A public key file (the service-account verification keys).
     PublicKey,
+    /// An EncryptionConfiguration (the keys that encrypt resources at rest).
+    EncryptionConfig,
 }
 
 /// Where the names and addresses a serving certificate must carry come from.
@@ -395,6 +397,14 @@ pub const DAEMONS: &[Daemon] = &[
                 Key,
                 Usage::ServiceAccount,
                 "service-account",
+                None,
+                Hosts::None,
+            ),
+            s(
+                "encryption-provider-config",
+                Names::EncryptionConfig,
+                Usage::Encryption,
+                "encryption",
                 None,
                 Hosts::None,
             ),

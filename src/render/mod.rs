@@ -505,6 +505,9 @@ pub enum PkiPart {
     SingleCa(CaRole),
     /// The CA's private key, for kube-controller-manager's CSR signing.
     CaKey(CaRole),
+    /// A secret's config, made from the store: kube-apiserver's EncryptionConfiguration
+    /// with the current key and the earlier ones still trusted.
+    SecretConfig,
 }
 
 /// One certificate, key or CA file a node gets.
@@ -554,8 +557,8 @@ pub fn single_ca_files(profiles: &Profiles) -> Result<SingleCaFiles, RenderError
     })
 }
 
-/// Every certificate, key and CA file `node` gets: those of each profile its roles call
-/// for, and on masters the single-CA files (the signing key only with
+/// Every certificate, key, CA and secret file `node` gets: those of each profile its
+/// roles call for, and on masters the single-CA files (the signing key only with
 /// `cluster_signing`). Sorted by path; a path named by several profiles is listed once
 /// per profile (the stage merges them).
 pub fn pki_files(
@@ -572,13 +575,16 @@ pub fn pki_files(
                 install: f.clone(),
             })
         };
-        push(PkiPart::Key, &p.key_file);
+        if let Some(k) = &p.key_file {
+            push(PkiPart::Key, k);
+        }
         match &p.body {
             Body::Certificate(c) => {
                 push(PkiPart::Cert, &c.cert);
                 push(PkiPart::Ca, &c.ca_file);
             }
             Body::KeyPair { public } => push(PkiPart::Public, public),
+            Body::Secret { config } => push(PkiPart::SecretConfig, config),
         }
     }
     if node.has_role(Role::Master) {

@@ -1,5 +1,5 @@
-//! Reading configs back: which certificate, key and CA files a node's daemons are told
-//! to use, by which config file and which key in it.
+//! Reading configs back: which certificate, key, CA and encryption config files a node's
+//! daemons are told to use, by which config file and which key in it.
 //!
 //! [`references`] reads one node's tree: a staged tree (`DIR/<node>`, as `kpki apply`
 //! writes it) or an installed system (`/`), or a tree still in memory ([`scan_tree`],
@@ -70,6 +70,8 @@ pub enum RefKind {
     Ca,
     /// A public key file (the service-account verification key).
     PublicKey,
+    /// An EncryptionConfiguration: the keys that encrypt resources at rest.
+    EncryptionConfig,
     /// Another config file (a kubeconfig, a KubeletConfiguration, an environment file).
     Config,
     /// A kubeconfig's `client-certificate-data`, decoded (PEM text).
@@ -108,6 +110,8 @@ pub enum Usage {
     Signing,
     /// The service-account token key pair.
     ServiceAccount,
+    /// Encrypts resources at rest in etcd (kube-apiserver's encryption providers).
+    Encryption,
     /// A config file named by another config.
     Config,
 }
@@ -496,6 +500,7 @@ fn setting_refs<'v>(
             Names::Key => RefKind::Key,
             Names::Ca => RefKind::Ca,
             Names::PublicKey => RefKind::PublicKey,
+            Names::EncryptionConfig => RefKind::EncryptionConfig,
         };
         let path = out.abs(v);
         out.push(

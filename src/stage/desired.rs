@@ -1,7 +1,8 @@
 //! What every tree holds: the PKI files from the store (the current generation of each
-//! issuance, each role's trust file, published public keys) and the rendered configs,
-//! merged per tree. `apply` and `plan` stage it; distribution and rotation will read it;
-//! [`verify`] runs `render --check`'s code on it before anything is written.
+//! issuance, each role's trust file, published public keys, the encryption keys in their
+//! EncryptionConfiguration) and the rendered configs, merged per tree. `apply` and `plan`
+//! stage it; distribution and rotation will read it; [`verify`] runs `render --check`'s
+//! code on it before anything is written.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,7 +103,16 @@ impl Source<'_> {
             // Every CA the role trusts: during a CA rotation the old and the new.
             PkiPart::Ca => match &p.body {
                 Body::Certificate(spec) => known(store.trust_pem(spec.ca)?.into_bytes()),
-                Body::KeyPair { .. } => Content::Pending,
+                Body::KeyPair { .. } | Body::Secret { .. } => Content::Pending,
+            },
+            // The current key, which encrypts, then the earlier ones still trusted, so
+            // what they encrypted stays readable. Made here, in memory, from the store.
+            PkiPart::SecretConfig => match self.keyring {
+                Some(k) => match crate::encryption::keys_from_store(store, &p.name, &target, k)? {
+                    Some(keys) => Content::Known(crate::encryption::config(&p.name, &keys)),
+                    None => Content::Pending,
+                },
+                None => Content::Pending,
             },
             // The current public key and the earlier ones still published, so tokens
             // signed with the previous service-account key keep verifying.
@@ -209,6 +219,7 @@ pub fn desired(
                 PkiPart::Cert => FileKind::Cert,
                 PkiPart::Ca | PkiPart::SingleCa(_) => FileKind::Ca,
                 PkiPart::Public => FileKind::Public,
+                PkiPart::SecretConfig => FileKind::Secret,
             };
             files.push(StagedFile {
                 path: f.install.path,

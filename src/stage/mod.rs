@@ -1,5 +1,5 @@
 //! The staged tree: `DIR/<tree>/<absolute install path>` for every file a node gets (CA,
-//! certificates, keys, configs, units), each written with its install mode, and a
+//! certificates, keys, secrets, configs, units), each written with its install mode, and a
 //! manifest of them all installed at [`MANIFEST`] in the same tree.
 //!
 //! This layout is the contract with distribution: copying `DIR/<node>/` onto the node's
@@ -44,6 +44,8 @@ pub enum FileKind {
     Key,
     Ca,
     Public,
+    /// A config that holds a secret key (kube-apiserver's EncryptionConfiguration).
+    Secret,
     Manifest,
     /// A key that stays on its node (its certificate was signed from the node's CSR):
     /// listed in the manifest so `render --check` and distribution expect it there, but

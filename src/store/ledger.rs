@@ -23,7 +23,7 @@ use crate::profile::CaRole;
 /// One issued certificate or key pair.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Record {
-    /// Hex serial as openssl prints it (colon-separated); empty for a key pair.
+    /// Hex serial as openssl prints it (colon-separated); empty for a key pair or a secret.
     pub serial: String,
     pub profile: String,
     /// The node name, `cluster`, or `cn-<name>` of an ad-hoc certificate.
@@ -32,9 +32,9 @@ pub struct Record {
     /// The generation in the store (`issued/<profile>/<target>/<generation>/`).
     #[serde(default)]
     pub generation: u64,
-    /// The name of the CA that signed it (empty for a key pair).
+    /// The name of the CA that signed it (empty for a key pair or a secret).
     pub ca: String,
-    /// The signing CA's key identifier (hex), empty for a key pair.
+    /// The signing CA's key identifier (hex), empty for a key pair or a secret.
     #[serde(default)]
     pub ca_id: String,
     pub subject: String,
@@ -43,7 +43,11 @@ pub struct Record {
     pub not_before: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
+    /// The certificate's fingerprint, a key pair's public key's; empty for a secret
+    /// (nothing derived from a secret key is recorded).
     pub sha256: String,
+    /// The key algorithm (`ecdsa-p256`, …), or a secret's encryption provider
+    /// (`secretbox`, `aescbc`).
     pub key_algorithm: String,
     /// `generated` (kpki made the key), `csr` (signed a node's CSR), `imported`.
     pub source: String,
@@ -55,8 +59,18 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn is_key_pair(&self) -> bool {
+    /// A key pair or a secret: no certificate, no serial. Its earlier generations stay
+    /// trusted until `kpki store retire --profile`.
+    pub fn is_key(&self) -> bool {
         self.serial.is_empty()
+    }
+
+    /// A secret (a key for an encryption provider), by its provider.
+    pub fn secret_provider(&self) -> Option<crate::encryption::Provider> {
+        if !self.is_key() {
+            return None;
+        }
+        self.key_algorithm.parse().ok()
     }
 }
 
@@ -95,11 +109,11 @@ pub enum Event {
         generation: u64,
         by: u64,
     },
-    /// A previous CA or key pair generation is no longer trusted or published.
+    /// A previous CA, key pair or secret generation is no longer trusted or published.
     Retired {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
-        /// A CA id, or `<profile>/<target>/<generation>` of a key pair.
+        /// A CA id, or `<profile>/<target>/<generation>` of a key pair or a secret.
         what: String,
     },
     /// A generation was revoked before its end.
@@ -268,7 +282,7 @@ pub struct IssuanceState {
     pub current: Option<u64>,
     /// Generations whose files are in the store (not pruned).
     pub kept: BTreeSet<u64>,
-    /// Key pairs: earlier generations whose public keys are still published.
+    /// Key pairs and secrets: earlier generations still trusted (published, decrypting).
     pub trusted: BTreeSet<u64>,
     pub revoked: BTreeSet<u64>,
 }
@@ -306,7 +320,7 @@ pub fn replay(events: &[Event]) -> State {
                     .issuances
                     .entry((r.profile.clone(), r.target.clone()))
                     .or_default();
-                if let (Some(prev), true) = (i.current, r.is_key_pair()) {
+                if let (Some(prev), true) = (i.current, r.is_key()) {
                     if prev != r.generation {
                         i.trusted.insert(prev);
                     }

@@ -7,9 +7,12 @@
 //! <store>/ca/<name>/<key-id>/              ca.crt + ca.key.age of every CA generation
 //! <store>/issued/<profile>/<target>/current  the number of the current generation
 //! <store>/issued/<profile>/<target>/<n>/   generation n: cert.pem + key.pem.age, cert.pem
-//!                                          alone (signed from a CSR), or public.pem +
-//!                                          key.pem.age (a key pair)
-//! <store>/issued/<profile>/<target>/trusted  key pairs: earlier generations still published
+//!                                          alone (signed from a CSR), public.pem +
+//!                                          key.pem.age (a key pair), or
+//!                                          <provider>.key.age alone (a secret such as
+//!                                          secretbox.key.age: 32 bytes, age-encrypted)
+//! <store>/issued/<profile>/<target>/trusted  key pairs and secrets: earlier generations
+//!                                          still published (sa.pub) or still decrypting
 //! <store>/ledger.jsonl                     append-only history, one JSON event per line
 //! <store>/backup/<time>-format-1/…         the store before its migration from format 1
 //! ```
@@ -41,6 +44,7 @@ pub use ledger::{CaRecord, Event, Record};
 pub use lock::StoreLock;
 pub use secrets::{identity_file_text, read_identity_file, Keyring, SecretError, Unlock};
 
+use crate::encryption::Provider;
 use crate::pki::{self, KeyAlgorithm, PkiError, Signer};
 use crate::profile::CaRole;
 
@@ -249,6 +253,11 @@ impl Generation {
 
     pub fn has(&self, name: &str) -> bool {
         self.dir.join(name).is_file()
+    }
+
+    /// The provider of the secret this generation holds (`<provider>.key.age`), if any.
+    pub fn secret(&self) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| self.has(p.file_name()))
     }
 }
 
@@ -921,7 +930,8 @@ impl Store {
         }
     }
 
-    /// Key pairs: earlier generations whose public keys are still published.
+    /// Key pairs and secrets: earlier generations still trusted (public keys still
+    /// published, encryption keys still decrypting).
     pub fn trusted_generations(
         &self,
         profile: &str,
@@ -971,16 +981,50 @@ impl Store {
         Ok(keyring.decrypt(&p, &enc)?)
     }
 
-    /// Encrypts a private key PEM to the store's recipients (no unlock needed).
-    pub fn seal(&self, private_pem: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// Decrypts the secret of generation `n` of an issuance (a key for an encryption
+    /// provider): its provider and its bytes, which are the length kpki makes them.
+    pub fn open_secret(
+        &self,
+        profile: &str,
+        target: &str,
+        n: u64,
+        keyring: &Keyring,
+    ) -> Result<(Provider, zeroize::Zeroizing<Vec<u8>>), StoreError> {
+        let g = self.generation(profile, target, n);
+        let provider = g.secret().ok_or_else(|| StoreError::Corrupt {
+            path: g.dir.clone(),
+            reason: format!(
+                "generation {n} of {profile} for {target} holds no secret (secretbox.key.age or aescbc.key.age)"
+            ),
+        })?;
+        let p = g.dir.join(provider.file_name());
+        let enc = fs::read(&p).map_err(io_err(&p))?;
+        let secret = keyring.decrypt(&p, &enc)?;
+        if secret.len() != Provider::KEY_LEN {
+            return Err(StoreError::Corrupt {
+                path: p,
+                reason: format!(
+                    "the decrypted key is {} bytes, not {}",
+                    secret.len(),
+                    Provider::KEY_LEN
+                ),
+            });
+        }
+        Ok((provider, secret))
+    }
+
+    /// Encrypts a private key PEM or a secret to the store's recipients (no unlock needed).
+    pub fn seal(&self, private: &[u8]) -> Result<Vec<u8>, StoreError> {
         let r = secrets::parse_recipients(&self.config.recipients)?;
-        Ok(secrets::encrypt(&r, private_pem)?)
+        Ok(secrets::encrypt(&r, private)?)
     }
 
     /// Adds a new generation of an issuance to `batch`, and the `current` pointer after
     /// its files. An issuance that has a current generation gets a new one only with
-    /// `force` (or when the planner decided it); the old one stays. A key pair's previous
-    /// generation stays published (`trusted`) until retired: live tokens keep verifying.
+    /// `force` (or when the planner decided it); the old one stays. With `keep_previous`
+    /// (a key pair, a secret) the previous generation stays trusted until retired: a
+    /// service-account key stays published so live tokens keep verifying, an encryption
+    /// key stays in the apiservers' configuration so what it encrypted stays readable.
     /// The caller holds the lock and records the result in the ledger after the commit.
     pub fn stage_generation(
         &self,
@@ -989,7 +1033,7 @@ impl Store {
         target: &str,
         files: &[Artifact],
         replace: bool,
-        key_pair: bool,
+        keep_previous: bool,
     ) -> Result<NewGeneration, StoreError> {
         let base = self.issuance_dir(profile, target);
         let previous = self.current(profile, target)?.map(|g| g.n);
@@ -1014,7 +1058,7 @@ impl Store {
                 .add(&p, &f.bytes, f.mode, Existing::Refuse)
                 .map_err(io_err(&p))?;
         }
-        if let (Some(prev), true) = (previous, key_pair) {
+        if let (Some(prev), true) = (previous, keep_previous) {
             let mut t = self.trusted_generations(profile, target)?;
             t.insert(prev);
             let p = base.join(TRUSTED);
@@ -1029,9 +1073,10 @@ impl Store {
         Ok(NewGeneration { n, previous })
     }
 
-    /// Stops publishing the earlier generations of a key pair (the service-account key's
-    /// old public keys). Returns the generations retired.
-    pub fn retire_key_pair(
+    /// Stops trusting the earlier generations of a key pair or a secret (the
+    /// service-account key's old public keys, the old encryption keys). Returns the
+    /// generations retired.
+    pub fn retire_previous(
         &self,
         profile: &str,
         target: &str,
@@ -1056,7 +1101,8 @@ impl Store {
     }
 
     /// Removes all but the newest `keep` generations of every issuance (the current one
-    /// and published key pair generations are always kept). Returns what was removed.
+    /// and trusted key pair and secret generations are always kept). Returns what was
+    /// removed.
     pub fn prune(
         &self,
         keep: usize,
@@ -1235,13 +1281,24 @@ impl Store {
             }
             return out;
         }
+        if let Some(p) = g.secret() {
+            if g.has("cert.pem") || g.has("key.pem.age") {
+                out.push(format!(
+                    "{at}: a {} secret beside a certificate or a private key",
+                    p.name()
+                ));
+            }
+            return out;
+        }
         let Some(der) = g
             .read("cert.pem")
             .ok()
             .flatten()
             .and_then(|b| pki::pem::first_cert(&b))
         else {
-            out.push(format!("{at}: no certificate (cert.pem) and no public.pem"));
+            out.push(format!(
+                "{at}: no certificate (cert.pem), no public.pem and no secret (<provider>.key.age)"
+            ));
             return out;
         };
         match pki::summarize(&der, now) {
