@@ -1154,3 +1154,23 @@ fn the_encryption_key_is_staged_only_in_its_config_and_rotates_keeping_the_old_k
         assert!(!contains(&seen, k) && !contains(&seen, b64.as_bytes()));
     }
 }
+
+/// A store audited by its path (a copy, another cluster's) is read as the store it is:
+/// its current generations and its trusted CAs, all found, nothing missing.
+#[test]
+fn a_store_audited_by_its_path_is_read_whole() {
+    let env = TestEnv::new();
+    apply_clean(&env, &support::example_inventory());
+    let copy = env.path().join("pki-copy");
+    let copied = Command::new("cp")
+        .args(["-a", env.store().to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for target in [copy.to_str().unwrap(), "pki"] {
+        let o = env.run(&["audit", target]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "audit {target}:\n{text}");
+        assert!(!text.contains("holds nothing"), "{text}");
+    }
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use support::TestEnv;
 
-/// One staged cluster for all cases (apply issues 35 certificates and keys).
+/// One staged cluster for all cases (as `kpki apply` stages the example cluster).
 struct Staged {
     env: TestEnv,
     out: PathBuf,

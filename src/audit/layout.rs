@@ -344,6 +344,7 @@ pub fn store_live_paths(store: &Store) -> Vec<PathBuf> {
             v.push(g.dir);
         }
     }
+    v.extend(store.trusted_cas().into_iter().map(|(c, _)| c.cert_path));
     v
 }
 
