@@ -557,7 +557,7 @@ fn a_daemon_declaration_is_enough_for_the_check() {
         ])),
         configs: &[],
         runs: Runs::Unit("registry.service"),
-        templates: &[],
+        files: &[],
     };
     let mut daemons = DAEMONS.to_vec();
     daemons.push(registry);

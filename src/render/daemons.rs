@@ -1,15 +1,273 @@
 //! One place per daemon: the settings by which each daemon kpki configures is told which
 //! certificate, key, CA or config file to use, what it does with each (serve, dial,
 //! trust, sign), which CA file a certificate must chain to, and which addresses a serving
-//! certificate must cover; the systemd unit or static pod that runs it; the templates
-//! kpki renders for it.
+//! certificate must cover; the systemd unit or static pod that runs it; and the files
+//! kpki renders for it (template, install path, mode, on which nodes).
 //!
-//! [`super::refs`] reads a node's configs through these declarations alone, so
-//! `render --check` and the audit check every setting declared here, and a daemon added
-//! here is checked without another line elsewhere. Push and rotation will take from the
-//! same table which unit to restart when a file changes.
+//! Rendering takes its file list from here ([`super::FILES`] is these files in order),
+//! and [`super::refs`] reads a node's configs through these declarations alone, so
+//! `render --check` and the audit check every setting declared here: a daemon added here,
+//! with its files and settings, is rendered and checked without a line elsewhere. Push and
+//! rotation will take from the same table which unit to restart when a file changes.
 
 use super::refs::{Component, Usage};
+use super::{FileSpec, On, K8S};
+use crate::inventory::Role;
+
+macro_rules! spec {
+    ($t:literal, $var:literal, $path:literal, $on:expr, $mode:literal, $pod:literal) => {
+        FileSpec {
+            template: $t,
+            var: $var,
+            path: $path,
+            mode: $mode,
+            on: $on,
+            static_pod: $pod,
+            builtin: include_str!(concat!("../../templates/", $t)),
+        }
+    };
+}
+
+const ETCD_FILES: &[FileSpec] = &[
+    spec!(
+        "etcd/options.env",
+        "etcd_env",
+        "/etc/etcd/options.env",
+        On::Roles(&[Role::Etcd]),
+        0o644,
+        false
+    ),
+    spec!(
+        "etcd/etcd.service",
+        "etcd_unit",
+        "/etc/systemd/system/etcd.service",
+        On::Roles(&[Role::Etcd]),
+        0o644,
+        false
+    ),
+    spec!(
+        "etcd/sysusers.conf",
+        "etcd_sysusers",
+        "/etc/sysusers.d/kpki-etcd.conf",
+        On::Roles(&[Role::Etcd]),
+        0o644,
+        false
+    ),
+    spec!(
+        "etcd/tmpfiles.conf",
+        "etcd_tmpfiles",
+        "/etc/tmpfiles.d/kpki-etcd.conf",
+        On::Roles(&[Role::Etcd]),
+        0o644,
+        false
+    ),
+];
+
+const FLANNELD_FILES: &[FileSpec] = &[
+    spec!(
+        "flanneld/options.env",
+        "flanneld_env",
+        "/etc/flanneld/options.env",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
+        "cluster/put-network-config.sh",
+        "flannel_put_node",
+        "/usr/local/lib/kpki/put-flannel-network-config.sh",
+        On::Roles(&[Role::Master]),
+        0o755,
+        false
+    ),
+    spec!(
+        "flanneld/network-config.service",
+        "flannel_network_unit",
+        "/etc/systemd/system/kpki-flannel-network.service",
+        On::Roles(&[Role::Master]),
+        0o644,
+        false
+    ),
+    spec!(
+        "flanneld/flanneld.service",
+        "flanneld_unit",
+        "/etc/systemd/system/flanneld.service",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
+        "cni/10-flannel.conflist",
+        "cni_conf",
+        "/etc/cni/net.d/10-flannel.conflist",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
+        "cluster/network-config.json",
+        "flannel_network",
+        "/flannel/network-config.json",
+        On::Cluster,
+        0o644,
+        false
+    ),
+    spec!(
+        "cluster/put-network-config.sh",
+        "flannel_put",
+        "/flannel/put-network-config.sh",
+        On::Cluster,
+        0o755,
+        false
+    ),
+];
+
+const CONTAINERD_FILES: &[FileSpec] = &[
+    spec!(
+        "containerd/10-flannel.conf",
+        "containerd_dropin",
+        "/etc/systemd/system/containerd.service.d/10-flannel.conf",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
+        "containerd/config.toml",
+        "containerd_config",
+        "/etc/containerd/config.toml",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+];
+
+const KUBELET_FILES: &[FileSpec] = &[
+    spec!(
+        "kubelet/kubelet.kubeconfig",
+        "kubelet_kubeconfig",
+        "/etc/kubernetes/kubelet.kubeconfig",
+        On::Roles(K8S),
+        0o600,
+        false
+    ),
+    spec!(
+        "kubelet/kubelet-config.yaml",
+        "kubelet_config",
+        "/etc/kubernetes/kubelet-config.yaml",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
+        "kubelet/kubelet.service",
+        "kubelet_unit",
+        "/etc/systemd/system/kubelet.service",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+];
+
+const KUBE_PROXY_FILES: &[FileSpec] = &[
+    spec!(
+        "kube-proxy/kube-proxy.kubeconfig",
+        "kube_proxy_kubeconfig",
+        "/etc/kubernetes/kube-proxy.kubeconfig",
+        On::Roles(K8S),
+        0o600,
+        false
+    ),
+    spec!(
+        "kube-proxy/kube-proxy-config.yaml",
+        "kube_proxy_config",
+        "/etc/kubernetes/kube-proxy-config.yaml",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+    spec!(
+        "kube-proxy/kube-proxy.service",
+        "kube_proxy_unit",
+        "/etc/systemd/system/kube-proxy.service",
+        On::Roles(K8S),
+        0o644,
+        false
+    ),
+];
+
+const KUBE_APISERVER_FILES: &[FileSpec] = &[spec!(
+    "control-plane/kube-apiserver.yaml",
+    "apiserver_manifest",
+    "/etc/kubernetes/manifests/kube-apiserver.yaml",
+    On::Roles(&[Role::Master]),
+    0o600,
+    true
+)];
+
+const KUBE_CONTROLLER_MANAGER_FILES: &[FileSpec] = &[
+    spec!(
+        "control-plane/controller-manager.kubeconfig",
+        "controller_manager_kubeconfig",
+        "/etc/kubernetes/controller-manager.kubeconfig",
+        On::Roles(&[Role::Master]),
+        0o600,
+        false
+    ),
+    spec!(
+        "control-plane/kube-controller-manager.yaml",
+        "controller_manager_manifest",
+        "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+        On::Roles(&[Role::Master]),
+        0o600,
+        true
+    ),
+];
+
+const KUBE_SCHEDULER_FILES: &[FileSpec] = &[
+    spec!(
+        "control-plane/scheduler.kubeconfig",
+        "scheduler_kubeconfig",
+        "/etc/kubernetes/scheduler.kubeconfig",
+        On::Roles(&[Role::Master]),
+        0o600,
+        false
+    ),
+    spec!(
+        "control-plane/kube-scheduler.yaml",
+        "scheduler_manifest",
+        "/etc/kubernetes/manifests/kube-scheduler.yaml",
+        On::Roles(&[Role::Master]),
+        0o600,
+        true
+    ),
+];
+
+const COREDNS_FILES: &[FileSpec] = &[spec!(
+    "cluster/coredns.yaml",
+    "coredns",
+    "/coredns.yaml",
+    On::Cluster,
+    0o644,
+    false
+)];
+
+const HAPROXY_FILES: &[FileSpec] = &[spec!(
+    "loadbalancer/haproxy.cfg",
+    "haproxy_cfg",
+    "/etc/haproxy/haproxy.cfg",
+    On::LoadBalancer,
+    0o644,
+    false
+)];
+
+const OPERATOR_FILES: &[FileSpec] = &[spec!(
+    "cluster/admin.kubeconfig",
+    "admin_kubeconfig",
+    "/admin.kubeconfig",
+    On::Cluster,
+    0o600,
+    false
+)];
 
 /// What a setting names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +326,10 @@ pub enum Runs {
     /// A static pod under the kubelet's manifest directory (the kubelet restarts it when
     /// its manifest changes; a change of a file it reads needs its container restarted).
     StaticPod(&'static str),
+    /// Objects the operator applies to the cluster (`kubectl apply -f`).
+    Applied,
+    /// Not run by kpki's files: the operator's own (the admin kubeconfig).
+    Operator,
 }
 
 /// A daemon kpki configures.
@@ -84,8 +346,8 @@ pub struct Daemon {
     pub settings: &'static [Setting],
     pub configs: &'static [(&'static str, ConfigFormat)],
     pub runs: Runs,
-    /// The templates kpki renders for it (`templates/…`).
-    pub templates: &'static [&'static str],
+    /// The files kpki renders for it: template, install path, mode, on which nodes.
+    pub files: &'static [FileSpec],
 }
 
 const fn s(
@@ -182,12 +444,7 @@ pub const DAEMONS: &[Daemon] = &[
         ],
         configs: &[],
         runs: Runs::Unit("etcd.service"),
-        templates: &[
-            "etcd/options.env",
-            "etcd/etcd.service",
-            "etcd/sysusers.conf",
-            "etcd/tmpfiles.conf",
-        ],
+        files: ETCD_FILES,
     },
     Daemon {
         component: Component::FLANNELD,
@@ -222,14 +479,7 @@ pub const DAEMONS: &[Daemon] = &[
         ],
         configs: &[],
         runs: Runs::Unit("flanneld.service"),
-        templates: &[
-            "flanneld/options.env",
-            "flanneld/flanneld.service",
-            "flanneld/network-config.service",
-            "cluster/put-network-config.sh",
-            "cluster/network-config.json",
-            "cni/10-flannel.conflist",
-        ],
+        files: FLANNELD_FILES,
     },
     Daemon {
         component: Component::KUBELET,
@@ -267,13 +517,7 @@ pub const DAEMONS: &[Daemon] = &[
             ConfigFormat::KubeletConfig(Hosts::Addresses(&["node-ip", "hostname-override"])),
         )],
         runs: Runs::Unit("kubelet.service"),
-        templates: &[
-            "kubelet/kubelet.kubeconfig",
-            "kubelet/kubelet-config.yaml",
-            "kubelet/kubelet.service",
-            "containerd/config.toml",
-            "containerd/10-flannel.conf",
-        ],
+        files: KUBELET_FILES,
     },
     Daemon {
         component: Component::KUBE_PROXY,
@@ -283,11 +527,7 @@ pub const DAEMONS: &[Daemon] = &[
         settings: &[],
         configs: &[("config", ConfigFormat::KubeProxyConfig)],
         runs: Runs::Unit("kube-proxy.service"),
-        templates: &[
-            "kube-proxy/kube-proxy.kubeconfig",
-            "kube-proxy/kube-proxy-config.yaml",
-            "kube-proxy/kube-proxy.service",
-        ],
+        files: KUBE_PROXY_FILES,
     },
     Daemon {
         component: Component::KUBE_APISERVER,
@@ -411,7 +651,7 @@ pub const DAEMONS: &[Daemon] = &[
         ],
         configs: &[],
         runs: Runs::StaticPod("kube-apiserver"),
-        templates: &["control-plane/kube-apiserver.yaml"],
+        files: KUBE_APISERVER_FILES,
     },
     Daemon {
         component: Component::KUBE_CONTROLLER_MANAGER,
@@ -486,10 +726,7 @@ pub const DAEMONS: &[Daemon] = &[
         ],
         configs: &[],
         runs: Runs::StaticPod("kube-controller-manager"),
-        templates: &[
-            "control-plane/kube-controller-manager.yaml",
-            "control-plane/controller-manager.kubeconfig",
-        ],
+        files: KUBE_CONTROLLER_MANAGER_FILES,
     },
     Daemon {
         component: Component::KUBE_SCHEDULER,
@@ -516,10 +753,47 @@ pub const DAEMONS: &[Daemon] = &[
         ],
         configs: &[],
         runs: Runs::StaticPod("kube-scheduler"),
-        templates: &[
-            "control-plane/kube-scheduler.yaml",
-            "control-plane/scheduler.kubeconfig",
-        ],
+        files: KUBE_SCHEDULER_FILES,
+    },
+    Daemon {
+        component: Component("containerd"),
+        binary: "containerd",
+        env_prefix: None,
+        env_files: &[],
+        settings: &[],
+        configs: &[],
+        runs: Runs::Unit("containerd.service"),
+        files: CONTAINERD_FILES,
+    },
+    Daemon {
+        component: Component("coredns"),
+        binary: "coredns",
+        env_prefix: None,
+        env_files: &[],
+        settings: &[],
+        configs: &[],
+        runs: Runs::Applied,
+        files: COREDNS_FILES,
+    },
+    Daemon {
+        component: Component("haproxy"),
+        binary: "haproxy",
+        env_prefix: None,
+        env_files: &[],
+        settings: &[],
+        configs: &[],
+        runs: Runs::Unit("haproxy.service"),
+        files: HAPROXY_FILES,
+    },
+    Daemon {
+        component: Component("kubectl"),
+        binary: "kubectl",
+        env_prefix: None,
+        env_files: &[],
+        settings: &[],
+        configs: &[],
+        runs: Runs::Operator,
+        files: OPERATOR_FILES,
     },
 ];
 
@@ -540,7 +814,6 @@ mod tests {
 
     #[test]
     fn declarations_are_consistent_with_what_kpki_renders() {
-        let files: Vec<&str> = crate::render::FILES.iter().map(|f| f.template).collect();
         let mut claimed = Vec::new();
         for d in DAEMONS {
             assert!(
@@ -548,14 +821,10 @@ mod tests {
                 "{}: one daemon per binary",
                 d.binary
             );
-            for t in d.templates {
-                assert!(
-                    files.contains(t),
-                    "{t} ({}) is not a rendered template",
-                    d.binary
-                );
-                assert!(!claimed.contains(t), "{t} claimed twice");
-                claimed.push(*t);
+            // Each file is declared once, by one daemon: `files.<var>` names one path.
+            for f in d.files {
+                assert!(!claimed.contains(&f.var), "files.{} declared twice", f.var);
+                claimed.push(f.var);
             }
             let keys: Vec<&str> = d.settings.iter().map(|s| s.key).collect();
             for s in d.settings {

@@ -59,13 +59,13 @@ impl std::fmt::Display for Tree {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum On {
+pub(crate) enum On {
     Roles(&'static [Role]),
     Cluster,
     LoadBalancer,
 }
 
-const K8S: &[Role] = &[Role::Master, Role::Worker];
+pub(crate) const K8S: &[Role] = &[Role::Master, Role::Worker];
 
 /// One file kpki renders: its template, where it is installed, for whom, and its mode.
 #[derive(Clone, Copy, Debug)]
@@ -77,246 +77,21 @@ pub struct FileSpec {
     /// The install path (for the cluster tree, a path inside the operator's directory).
     pub path: &'static str,
     pub mode: u32,
-    on: On,
+    pub(crate) on: On,
     /// A static pod manifest: gets `mounts`, the host directories of what it names.
-    static_pod: bool,
-    builtin: &'static str,
+    pub(crate) static_pod: bool,
+    pub(crate) builtin: &'static str,
 }
 
-macro_rules! spec {
-    ($t:literal, $var:literal, $path:literal, $on:expr, $mode:literal, $pod:literal) => {
-        FileSpec {
-            template: $t,
-            var: $var,
-            path: $path,
-            mode: $mode,
-            on: $on,
-            static_pod: $pod,
-            builtin: include_str!(concat!("../../templates/", $t)),
-        }
-    };
-}
-
-/// Every file kpki renders. Kubeconfigs and manifests are 0600 (kubeadm's choice: they
-/// say where the keys are); the rest is 0644. Rendered files are owned by root.
-pub const FILES: &[FileSpec] = &[
-    spec!(
-        "etcd/options.env",
-        "etcd_env",
-        "/etc/etcd/options.env",
-        On::Roles(&[Role::Etcd]),
-        0o644,
-        false
-    ),
-    spec!(
-        "etcd/etcd.service",
-        "etcd_unit",
-        "/etc/systemd/system/etcd.service",
-        On::Roles(&[Role::Etcd]),
-        0o644,
-        false
-    ),
-    spec!(
-        "etcd/sysusers.conf",
-        "etcd_sysusers",
-        "/etc/sysusers.d/kpki-etcd.conf",
-        On::Roles(&[Role::Etcd]),
-        0o644,
-        false
-    ),
-    spec!(
-        "etcd/tmpfiles.conf",
-        "etcd_tmpfiles",
-        "/etc/tmpfiles.d/kpki-etcd.conf",
-        On::Roles(&[Role::Etcd]),
-        0o644,
-        false
-    ),
-    spec!(
-        "flanneld/options.env",
-        "flanneld_env",
-        "/etc/flanneld/options.env",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "cluster/put-network-config.sh",
-        "flannel_put_node",
-        "/usr/local/lib/kpki/put-flannel-network-config.sh",
-        On::Roles(&[Role::Master]),
-        0o755,
-        false
-    ),
-    spec!(
-        "flanneld/network-config.service",
-        "flannel_network_unit",
-        "/etc/systemd/system/kpki-flannel-network.service",
-        On::Roles(&[Role::Master]),
-        0o644,
-        false
-    ),
-    spec!(
-        "flanneld/flanneld.service",
-        "flanneld_unit",
-        "/etc/systemd/system/flanneld.service",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "containerd/10-flannel.conf",
-        "containerd_dropin",
-        "/etc/systemd/system/containerd.service.d/10-flannel.conf",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "containerd/config.toml",
-        "containerd_config",
-        "/etc/containerd/config.toml",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "cni/10-flannel.conflist",
-        "cni_conf",
-        "/etc/cni/net.d/10-flannel.conflist",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "kubelet/kubelet.kubeconfig",
-        "kubelet_kubeconfig",
-        "/etc/kubernetes/kubelet.kubeconfig",
-        On::Roles(K8S),
-        0o600,
-        false
-    ),
-    spec!(
-        "kubelet/kubelet-config.yaml",
-        "kubelet_config",
-        "/etc/kubernetes/kubelet-config.yaml",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "kubelet/kubelet.service",
-        "kubelet_unit",
-        "/etc/systemd/system/kubelet.service",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "kube-proxy/kube-proxy.kubeconfig",
-        "kube_proxy_kubeconfig",
-        "/etc/kubernetes/kube-proxy.kubeconfig",
-        On::Roles(K8S),
-        0o600,
-        false
-    ),
-    spec!(
-        "kube-proxy/kube-proxy-config.yaml",
-        "kube_proxy_config",
-        "/etc/kubernetes/kube-proxy-config.yaml",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "kube-proxy/kube-proxy.service",
-        "kube_proxy_unit",
-        "/etc/systemd/system/kube-proxy.service",
-        On::Roles(K8S),
-        0o644,
-        false
-    ),
-    spec!(
-        "control-plane/controller-manager.kubeconfig",
-        "controller_manager_kubeconfig",
-        "/etc/kubernetes/controller-manager.kubeconfig",
-        On::Roles(&[Role::Master]),
-        0o600,
-        false
-    ),
-    spec!(
-        "control-plane/scheduler.kubeconfig",
-        "scheduler_kubeconfig",
-        "/etc/kubernetes/scheduler.kubeconfig",
-        On::Roles(&[Role::Master]),
-        0o600,
-        false
-    ),
-    spec!(
-        "control-plane/kube-apiserver.yaml",
-        "apiserver_manifest",
-        "/etc/kubernetes/manifests/kube-apiserver.yaml",
-        On::Roles(&[Role::Master]),
-        0o600,
-        true
-    ),
-    spec!(
-        "control-plane/kube-controller-manager.yaml",
-        "controller_manager_manifest",
-        "/etc/kubernetes/manifests/kube-controller-manager.yaml",
-        On::Roles(&[Role::Master]),
-        0o600,
-        true
-    ),
-    spec!(
-        "control-plane/kube-scheduler.yaml",
-        "scheduler_manifest",
-        "/etc/kubernetes/manifests/kube-scheduler.yaml",
-        On::Roles(&[Role::Master]),
-        0o600,
-        true
-    ),
-    spec!(
-        "cluster/coredns.yaml",
-        "coredns",
-        "/coredns.yaml",
-        On::Cluster,
-        0o644,
-        false
-    ),
-    spec!(
-        "cluster/network-config.json",
-        "flannel_network",
-        "/flannel/network-config.json",
-        On::Cluster,
-        0o644,
-        false
-    ),
-    spec!(
-        "cluster/put-network-config.sh",
-        "flannel_put",
-        "/flannel/put-network-config.sh",
-        On::Cluster,
-        0o755,
-        false
-    ),
-    spec!(
-        "cluster/admin.kubeconfig",
-        "admin_kubeconfig",
-        "/admin.kubeconfig",
-        On::Cluster,
-        0o600,
-        false
-    ),
-    spec!(
-        "loadbalancer/haproxy.cfg",
-        "haproxy_cfg",
-        "/etc/haproxy/haproxy.cfg",
-        On::LoadBalancer,
-        0o644,
-        false
-    ),
-];
+/// Every file kpki renders, from the daemon declarations ([`daemons::DAEMONS`]), in
+/// their order. Kubeconfigs and manifests are 0600 (kubeadm's choice: they say where the
+/// keys are); the rest is 0644. Rendered files are owned by root.
+pub static FILES: std::sync::LazyLock<Vec<FileSpec>> = std::sync::LazyLock::new(|| {
+    daemons::DAEMONS
+        .iter()
+        .flat_map(|d| d.files.iter().copied())
+        .collect()
+});
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
