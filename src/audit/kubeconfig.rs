@@ -1,11 +1,14 @@
 //! Certificates and keys embedded in kubeconfigs (`certificate-authority-data`,
 //! `client-certificate-data`, `client-key-data`).
 //!
-//! kpki has no YAML parser and needs none here: kubectl, kubeadm and kpki write these
-//! fields one per line with the base64 value on the same line, inside list items of the
-//! top-level `clusters:` and `users:` sequences. A line scanner that tracks the current
-//! item and its `name:` is enough, and it never fails on the rest of the file (exec
-//! plugins, contexts, comments) because it does not try to understand it.
+//! The fleet-wide scan finds them with a line scanner rather than the YAML parser
+//! `render --check` reads configs with: kubectl, kubeadm and kpki write these fields one
+//! per line with the base64 value on the same line, inside list items of the top-level
+//! `clusters:` and `users:` sequences; the scanner tracks the current item and its `name:`,
+//! keeps line numbers for messages, costs nothing on files that are not kubeconfigs, and
+//! never fails on the rest of the file (exec plugins, contexts, comments). With
+//! `--configs`, kubeconfigs are read through the config reader as `render --check` reads
+//! them. The values decode with the same base64 crate.
 
 use super::Embedded;
 
@@ -139,42 +142,13 @@ pub(crate) fn fields(text: &str) -> Vec<Field<'_>> {
 }
 
 /// Decodes standard base64 (RFC 4648 §4), ignoring whitespace; `None` on anything else.
+/// The base64 crate, as `render --check` reads the same fields.
 pub(crate) fn base64(input: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let mut out = Vec::with_capacity(input.len() / 4 * 3);
-    let (mut acc, mut bits, mut pad) = (0u32, 0u32, 0usize);
-    for &c in input.as_bytes() {
-        match c {
-            b' ' | b'\n' | b'\r' | b'\t' => continue,
-            b'=' => {
-                pad += 1;
-                continue;
-            }
-            _ if pad > 0 => return None,
-            _ => {}
-        }
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero padding of at most 4 bits, and padding at most "==".
-    if pad > 2 || bits >= 6 || acc != 0 {
-        return None;
-    }
-    Some(out)
+    use ::base64::Engine;
+    let compact: String = input.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    ::base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 #[cfg(test)]
