@@ -755,47 +755,50 @@ pub const DAEMONS: &[Daemon] = &[
         runs: Runs::StaticPod("kube-scheduler"),
         files: KUBE_SCHEDULER_FILES,
     },
-    Daemon {
-        component: Component("containerd"),
-        binary: "containerd",
-        env_prefix: None,
-        env_files: &[],
-        settings: &[],
-        configs: &[],
-        runs: Runs::Unit("containerd.service"),
-        files: CONTAINERD_FILES,
-    },
-    Daemon {
-        component: Component("coredns"),
-        binary: "coredns",
-        env_prefix: None,
-        env_files: &[],
-        settings: &[],
-        configs: &[],
-        runs: Runs::Applied,
-        files: COREDNS_FILES,
-    },
-    Daemon {
-        component: Component("haproxy"),
-        binary: "haproxy",
-        env_prefix: None,
-        env_files: &[],
-        settings: &[],
-        configs: &[],
-        runs: Runs::Unit("haproxy.service"),
-        files: HAPROXY_FILES,
-    },
-    Daemon {
-        component: Component("kubectl"),
-        binary: "kubectl",
-        env_prefix: None,
-        env_files: &[],
-        settings: &[],
-        configs: &[],
-        runs: Runs::Operator,
-        files: OPERATOR_FILES,
-    },
+    files_only(
+        Component("containerd"),
+        "containerd",
+        Runs::Unit("containerd.service"),
+        CONTAINERD_FILES,
+    ),
+    files_only(
+        Component("coredns"),
+        "coredns",
+        Runs::Applied,
+        COREDNS_FILES,
+    ),
+    files_only(
+        Component("haproxy"),
+        "haproxy",
+        Runs::Unit("haproxy.service"),
+        HAPROXY_FILES,
+    ),
+    files_only(
+        Component("kubectl"),
+        "kubectl",
+        Runs::Operator,
+        OPERATOR_FILES,
+    ),
 ];
+
+/// A daemon whose files kpki renders but whose settings name no certificate or key.
+const fn files_only(
+    component: Component,
+    binary: &'static str,
+    runs: Runs,
+    files: &'static [FileSpec],
+) -> Daemon {
+    Daemon {
+        component,
+        binary,
+        env_prefix: None,
+        env_files: &[],
+        settings: &[],
+        configs: &[],
+        runs,
+        files,
+    }
+}
 
 /// The daemon a command runs, by the executable's file name.
 pub fn by_binary<'a>(daemons: &'a [Daemon], cmd: &str) -> Option<&'a Daemon> {
