@@ -138,12 +138,14 @@ pub fn under(root: &Path, install: &str) -> PathBuf {
 }
 
 /// What the layouts call for, from the inventory and the profiles. With the store, CA
-/// names are known and certificates are checked against the right CA.
+/// names are known and certificates are checked against the right CA. `now` only dates
+/// a migration, should a store of kpki 0.1 be opened.
 pub fn expectations(
     layouts: &[Layout],
     inv: &Inventory,
     profiles: &Profiles,
     store: Option<&Store>,
+    now: time::OffsetDateTime,
 ) -> Result<Vec<Expected>, PlanError> {
     let mut out: Vec<Expected> = Vec::new();
     let ca_name = |p: &Profile| -> Option<String> {
@@ -153,7 +155,7 @@ pub fn expectations(
     for layout in layouts {
         match layout {
             Layout::Store { dir } => {
-                let here = Store::open(dir, time::OffsetDateTime::now_utc()).ok();
+                let here = Store::open(dir, now).ok();
                 let here = here.as_ref().or(store);
                 for plan in plan::plan_cluster(profiles, inv, &Overrides::default())? {
                     let target = plan.target.key();
@@ -393,6 +395,7 @@ mod tests {
             &inv,
             &profiles,
             None,
+            time::OffsetDateTime::UNIX_EPOCH,
         )
         .unwrap();
         let paths: Vec<String> = e.iter().map(|e| e.path.display().to_string()).collect();

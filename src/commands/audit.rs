@@ -220,7 +220,7 @@ pub(super) fn run(
     }
 
     let mut expected = match &inv {
-        Some(inv) => layout::expectations(&layouts, inv, &profiles, store.as_ref())?,
+        Some(inv) => layout::expectations(&layouts, inv, &profiles, store.as_ref(), now)?,
         None => Vec::new(),
     };
     // With --configs, what the profiles expect is checked only where a config points.
@@ -228,7 +228,7 @@ pub(super) fn run(
         let wanted: std::collections::HashSet<&Path> =
             referenced.iter().map(|r| r.path.as_path()).collect();
         expected.extend(
-            layout::expectations(&config_layouts, inv, &profiles, store.as_ref())?
+            layout::expectations(&config_layouts, inv, &profiles, store.as_ref(), now)?
                 .into_iter()
                 .filter(|e| wanted.contains(e.path.as_path())),
         );
