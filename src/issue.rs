@@ -54,7 +54,7 @@ impl PolicyError {
             PolicyError::AlreadyIssued(_) => "pass --force for a new generation (the current one stays in the store), or use `kpki apply`, which reissues only what `kpki plan` says".into(),
             PolicyError::CsrRequestsCa => "make the CSR without a CA:TRUE basicConstraints extension".into(),
             PolicyError::CsrSanNotAllowed { .. } => "make the CSR with the node's own names, or allow a name explicitly with --san".into(),
-            PolicyError::OutputExists(_) => "pass --force to replace it (the old file is kept as <name>.<time>.bak), or choose another --out".into(),
+            PolicyError::OutputExists(_) => "pass --force to replace it (an old certificate is kept as <name>.<time>.bak; an old key stays in the store only), or choose another --out".into(),
             PolicyError::Unverified { .. } => "this is a kpki bug or a damaged store: run `kpki store verify` and report it".into(),
             PolicyError::CsrSubject { .. } => "make the CSR with the subject the profile gives (or none: kpki sets it), or sign it for the right --node / --cn".into(),
         })
@@ -612,26 +612,34 @@ pub fn export(
             Err(_) => plan.push((path, body, mode, false)),
         }
     }
-    for (path, _, _, replace) in &plan {
-        if *replace {
+    // What --force replaces: a certificate or CA file is kept beside it as
+    // <name>.<time>.bak; a key is not copied (a second plaintext key is a leak, and the
+    // store keeps the earlier generation, encrypted). Each file is replaced atomically.
+    for (path, _, mode, replace) in &plan {
+        if *replace && mode & 0o077 != 0 {
             let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
             let bak = path.with_file_name(format!(
                 "{}.{}.bak",
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
                 opts.now.format(&f).unwrap_or_default()
             ));
-            std::fs::rename(path, &bak).map_err(|source| IssueError::Io {
-                path: path.clone(),
+            std::fs::hard_link(path, &bak).map_err(|source| IssueError::Io {
+                path: bak.clone(),
                 source,
             })?;
         }
     }
     let mut batch = atomic::Batch::new();
-    for (path, body, mode, _) in &plan {
+    for (path, body, mode, replace) in &plan {
         let parent = path.parent().expect("under OUT/<target>");
         atomic::tree_dirs(&dir, parent, crate::stage::TREE_DIR_MODE).map_err(io(parent))?;
+        let existing = if *replace {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        };
         batch
-            .add(path, body, *mode, Existing::Refuse)
+            .add(path, body, *mode, existing)
             .map_err(|source| IssueError::Io {
                 path: path.clone(),
                 source,

@@ -394,16 +394,21 @@ fn force_issues_a_new_generation_and_keeps_the_old() {
         std::fs::read(env.store().join("issued/etcd-peer/etcd01/1/key.pem.age")).unwrap(),
         old_key
     );
-    let baks: Vec<_> = std::fs::read_dir(env.path().join("out/etcd01/etc/ssl/etcd"))
+    // The exported certificate is kept as a .bak; the key is not copied (no second
+    // plaintext key): its old generation is in the store, encrypted.
+    let baks: Vec<String> = std::fs::read_dir(env.path().join("out/etcd01/etc/ssl/etcd"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name().to_string_lossy().starts_with("etcd.key.")
-                && e.file_name().to_string_lossy().ends_with(".bak")
-        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
         .collect();
-    assert_eq!(baks.len(), 1);
-    assert_eq!(std::fs::read(baks[0].path()).unwrap(), old_out);
+    assert_eq!(baks.len(), 1, "{baks:?}");
+    assert!(baks[0].starts_with("etcd.crt."), "{baks:?}");
+    assert_ne!(
+        std::fs::read(env.path().join("out/etcd01/etc/ssl/etcd/etcd.key")).unwrap(),
+        old_out,
+        "the new key is exported"
+    );
     let ledger = std::fs::read_to_string(env.store().join("ledger.jsonl")).unwrap();
     let events: Vec<&str> = ledger
         .lines()

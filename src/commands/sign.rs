@@ -48,7 +48,11 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
             "key.{}.bak",
             OffsetDateTime::now_utc().unix_timestamp()
         ));
-        std::fs::copy(&key_path, &bak).map_err(Error::io(&bak))?;
+        // The node's key until the new CSR is signed: kept, 0600, written as kpki writes
+        // (never through a link planted at the backup's name, never over a file).
+        let old = zeroize::Zeroizing::new(std::fs::read(&key_path).map_err(Error::io(&key_path))?);
+        crate::store::atomic::write(&bak, &old, 0o600, store::Existing::Refuse)
+            .map_err(Error::io(&bak))?;
     }
     crate::store::atomic::write(&key_path, key_pem.as_bytes(), 0o600, existing)
         .map_err(Error::io(&key_path))?;
