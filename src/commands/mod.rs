@@ -69,6 +69,8 @@ impl Printer {
 /// Runs a parsed command line; returns the exit status (0 unless the command has its
 /// own, as `audit` does).
 pub fn run(cli: Cli) -> Result<u8> {
+    // Before any key is decrypted: no core dump, no other process reading our memory.
+    crate::store::keep_memory_private();
     let mut p = Printer::stdout(cli.global.quiet);
     let now = OffsetDateTime::now_utc();
     let g = &cli.global;

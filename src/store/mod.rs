@@ -42,7 +42,9 @@ use time::OffsetDateTime;
 pub use atomic::Existing;
 pub use ledger::{CaRecord, Event, Record};
 pub use lock::StoreLock;
-pub use secrets::{identity_file_text, read_identity_file, Keyring, SecretError, Unlock};
+pub use secrets::{
+    identity_file_text, keep_memory_private, read_identity_file, Keyring, SecretError, Unlock,
+};
 
 use crate::encryption::Provider;
 use crate::pki::{self, KeyAlgorithm, PkiError, Signer};

@@ -204,3 +204,39 @@ fn armored(enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>, SecretError> {
     w.finish().and_then(|a| a.finish()).map_err(err)?;
     Ok(out)
 }
+
+/// Makes this process keep its memory to itself before any key is decrypted: no core
+/// dump (a panic with `panic = "abort"` would otherwise write the CA's key into a core
+/// file, where core dumps are on) and not dumpable, so another process of the same user
+/// cannot attach to it or read its memory through /proc. Best effort: a platform without
+/// either leaves the defaults, which is no worse than before.
+pub fn keep_memory_private() {
+    use rustix::process::{
+        getrlimit, set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit,
+    };
+    let _ = set_dumpable_behavior(DumpableBehavior::NotDumpable);
+    let hard = getrlimit(Resource::Core).maximum;
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: hard.map(|_| 0).or(Some(0)),
+        },
+    );
+}
+
+#[cfg(test)]
+mod memory_tests {
+    #[test]
+    fn no_core_dump_and_not_dumpable() {
+        super::keep_memory_private();
+        assert_eq!(
+            rustix::process::getrlimit(rustix::process::Resource::Core).current,
+            Some(0)
+        );
+        assert_eq!(
+            rustix::process::dumpable_behavior().ok(),
+            Some(rustix::process::DumpableBehavior::NotDumpable)
+        );
+    }
+}
