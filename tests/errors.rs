@@ -505,3 +505,42 @@ fn unsafe_places_and_modes_are_refused() {
     one_line(&err);
     assert!(err.contains("lets anyone write the file"), "{err}");
 }
+
+/// A profile's install path reaches configs, units and static pods: one that could end a
+/// line and add a flag (to the apiserver, say) is refused where the profile is read.
+#[test]
+fn a_profile_path_that_would_inject_a_setting_is_refused() {
+    let env = TestEnv::new();
+    env.init();
+    let dir = env.store().join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = snapshot(&env.store());
+    let builtin = env.ok(&["profiles", "show", "apiserver"]);
+    for (from, to, want) in [
+        (
+            "/etc/kubernetes/ssl/apiserver.key",
+            "/etc/kubernetes/ssl/apiserver.key\\n    - --authorization-mode=AlwaysAllow",
+            "is not an absolute file path of letters",
+        ),
+        (
+            "owner = \"root\"",
+            "owner = \"root;rm\"",
+            "is not a user or group name",
+        ),
+    ] {
+        let text = if from.starts_with('/') {
+            builtin.replace(from, to)
+        } else {
+            builtin.replacen("mode = 0o600 }", &format!("mode = 0o600, {to} }}"), 1)
+        };
+        std::fs::write(dir.join("apiserver.toml"), text).unwrap();
+        let err = env.fails(&["render", "--node", "master01"], 1);
+        one_line(&err);
+        assert!(
+            err.contains("apiserver.toml") && err.contains(want),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(snapshot(&env.store()), before);
+}

@@ -274,7 +274,7 @@ fn default_resolv_conf() -> Spanned<String> {
 
 /// A value that is written into configs as a path or an etcd key: `/` and then letters,
 /// digits and `. _ - /` only, no `..`, so it can end no line and start no setting.
-fn safe_path(v: &str) -> bool {
+pub(crate) fn safe_path(v: &str) -> bool {
     v.starts_with('/')
         && v.len() <= 4096
         && !v.split('/').any(|c| c == "..")

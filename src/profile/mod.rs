@@ -474,17 +474,39 @@ fn check_install(
     f: &InstallFile,
     what: &str,
 ) -> Result<(), Located> {
-    if !f.path.starts_with('/') || f.path.ends_with('/') || f.path.contains("/../") {
+    // The path is written into configs, units and static pods: nothing in it may end a
+    // line or start another setting (the inventory's paths are held to the same rule).
+    if !crate::inventory::safe_path(&f.path) || f.path.ends_with('/') {
         return Err(source::at(
             path,
             text,
             off,
             format!(
-                "install.{what}.path '{}' is not an absolute file path",
+                "install.{what}.path {:?} is not an absolute file path of letters, digits and . _ - /",
                 f.path
             ),
             Some("write it like /etc/ssl/etcd/etcd.crt"),
         ));
+    }
+    // Owners go into the manifest that distribution applies with chown: system names only.
+    for (field, name) in [("owner", &f.owner), ("group", &f.group)] {
+        let ok = name.len() <= 32
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
+        if !ok {
+            return Err(source::at(
+                path,
+                text,
+                off,
+                format!("install.{what}.{field} {name:?} is not a user or group name"),
+                Some("use a system name such as root or etcd"),
+            ));
+        }
     }
     if f.mode > 0o7777 {
         return Err(source::at(
