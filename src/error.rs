@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::audit::AuditError;
+use crate::distribute::DistributeError;
 use crate::inventory::InventoryError;
 use crate::issue::{IssueError, PolicyError};
 use crate::pki::PkiError;
@@ -57,6 +58,8 @@ pub enum Error {
     Read(#[from] ReadError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Distribute(#[from] DistributeError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -139,6 +142,7 @@ impl Error {
             ),
             Error::Usage { hint, .. } => hint.clone(),
             Error::Audit(e) => e.hint(),
+            Error::Distribute(e) => e.hint(),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod distribute;
 pub mod encryption;
 pub mod error;
 pub mod inventory;

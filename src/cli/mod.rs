@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod man;
+pub mod push;
 pub mod render;
 
 use std::path::PathBuf;
@@ -86,6 +87,7 @@ pub enum Command {
     Apply(render::ApplyArgs),
     Plan(render::PlanArgs),
     Audit(audit::AuditArgs),
+    Push(push::PushArgs),
     #[command(subcommand)]
     Profiles(ProfilesCommand),
     Ledger(LedgerArgs),

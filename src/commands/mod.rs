@@ -12,6 +12,7 @@ mod init;
 mod inspect;
 mod issue;
 mod profiles;
+mod push;
 mod render;
 mod sign;
 mod store_cmd;
@@ -76,6 +77,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     let done = match &cli.command {
         Command::Audit(a) => return audit::run(g, a, now, &mut p),
+        Command::Push(a) => return push::run(g, a, now, &mut p),
         Command::Init(a) => init::run(g, a, now, &mut p),
         Command::Issue(a) => issue::run(g, a, now, &mut p),
         Command::Csr(a) => sign::csr(g, a, &mut p),

@@ -162,12 +162,32 @@ pub struct LoadBalancer {
     pub ip: IpAddr,
 }
 
-/// How kpki reaches a node over SSH (used by distribution).
+/// How kpki reaches a node over SSH (used by `kpki push`). User and port are `None`
+/// when the inventory leaves them to the user's ssh config (`~/.ssh/config` or
+/// `--ssh-config`), where `host` may be an alias.
 #[derive(Clone, Debug)]
 pub struct Ssh {
-    pub user: String,
-    pub port: u16,
+    pub user: Option<String>,
+    pub port: Option<u16>,
     pub host: String,
+}
+
+/// An SSH host: a DNS name, an address or an ssh config alias. Never starting with `-`
+/// (ssh would read it as an option) and nothing a shell or ssh would interpret.
+pub(crate) fn valid_ssh_host(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 253
+        && !v.starts_with('-')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
+}
+
+/// A login name as POSIX and useradd take it.
+pub(crate) fn valid_user_name(v: &str) -> bool {
+    let mut b = v.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
+        && v.len() <= 32
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.".contains(&c))
 }
 
 #[derive(Clone, Debug)]
@@ -306,9 +326,9 @@ struct RawNode {
     fqdn: Spanned<String>,
     ip: Spanned<IpAddr>,
     roles: Spanned<Vec<Role>>,
-    ssh_user: Option<String>,
+    ssh_user: Option<Spanned<String>>,
     ssh_port: Option<u16>,
-    ssh_host: Option<String>,
+    ssh_host: Option<Spanned<String>>,
 }
 
 const FLANNEL_BACKENDS: &[&str] = &["vxlan", "host-gw", "udp", "wireguard", "ipip", "ipsec"];
@@ -599,7 +619,30 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
             }
         }
         let ip = *n.ip.get_ref();
-        let host = n.ssh_host.unwrap_or_else(|| ip.to_string());
+        if let Some(h) = &n.ssh_host {
+            if !valid_ssh_host(h.get_ref()) {
+                return Err(err(
+                    h.span(),
+                    format!("node {name}: ssh_host '{}' is not a host name, address or ssh config alias", h.get_ref().escape_debug()),
+                    "write a name such as etcd01.example.com or an alias of your ssh config (letters, digits, '.', '-', '_', ':'; not starting with '-')",
+                ));
+            }
+        }
+        if let Some(u) = &n.ssh_user {
+            if !valid_user_name(u.get_ref()) {
+                return Err(err(
+                    u.span(),
+                    format!(
+                        "node {name}: ssh_user '{}' is not a login name",
+                        u.get_ref().escape_debug()
+                    ),
+                    "write a user such as root or admin (lowercase letters, digits, '_', '-', '.')",
+                ));
+            }
+        }
+        let host = n
+            .ssh_host
+            .map_or_else(|| ip.to_string(), Spanned::into_inner);
         spans.push((n.name.span(), n.ip.span(), n.fqdn.span()));
         nodes.push(Node {
             name,
@@ -607,8 +650,8 @@ fn validate(path: &Path, text: &str, raw: RawInventory) -> Result<Inventory, Loc
             ip,
             roles: n.roles.into_inner().into_iter().collect(),
             ssh: Ssh {
-                user: n.ssh_user.unwrap_or_else(|| "root".into()),
-                port: n.ssh_port.unwrap_or(22),
+                user: n.ssh_user.map(Spanned::into_inner),
+                port: n.ssh_port,
                 host,
             },
         });
