@@ -2,6 +2,8 @@
 //! identity and config directory, and helpers to run kpki and the real openssl.
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
