@@ -88,6 +88,8 @@ pub enum Command {
     Plan(render::PlanArgs),
     Audit(audit::AuditArgs),
     Push(push::PushArgs),
+    Bundle(push::BundleArgs),
+    Unbundle(push::UnbundleArgs),
     #[command(subcommand)]
     Profiles(ProfilesCommand),
     Ledger(LedgerArgs),

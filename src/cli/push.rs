@@ -88,3 +88,54 @@ pub struct PushArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Write one node's staged tree as one file, for a node kpki cannot reach over SSH.
+///
+/// The bundle is the install script a push sends (the same temporary files, SHA-256
+/// checks, owners, modes, backups and renames, the manifest last); with --recipient it is
+/// age-encrypted to that key (armored), otherwise it is a plain shell script that holds
+/// the node's private keys, written 0600. On the node, `kpki unbundle FILE` (or `sh FILE`
+/// for a plain one) installs it. Without a connection there is no diff: every file of the
+/// tree is written (the node's old ones backed up); files an earlier push installed that
+/// the tree no longer lists stay.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  kpki bundle --out staged/ --node worker03 --file worker03.bundle --recipient age1…
+  # on worker03, as root:
+  kpki unbundle worker03.bundle --identity /root/worker03.age
+
+Exit status: 0 written; 1 bad input (unknown node, no staged tree, bad recipient, the file exists without --force).")]
+pub struct BundleArgs {
+    /// The staging directory (`kpki apply --out DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The node whose tree to bundle.
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// The bundle file to write (0600).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Encrypt to this age recipient (age1…; repeatable): the node's own key.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// Replace an existing bundle file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Install a bundle made by `kpki bundle` on this node (as root).
+///
+/// Decrypts it with --identity when it is age-encrypted, then runs the same steps as a
+/// push: every file into a temporary file beside its target, verified by SHA-256, owner,
+/// group and mode set, the replaced files backed up under /var/lib/kpki/backup/<time>/,
+/// then renamed into place, the manifest last. Nothing is changed when a step before the
+/// renames fails; a failed rename puts back what was replaced.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Exit status: 0 installed; 1 bad input (not a bundle, wrong identity); 3 the install failed (the node left as it was)."
+)]
+pub struct UnbundleArgs {
+    /// The bundle file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}

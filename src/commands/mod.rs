@@ -78,6 +78,8 @@ pub fn run(cli: Cli) -> Result<u8> {
     let done = match &cli.command {
         Command::Audit(a) => return audit::run(g, a, now, &mut p),
         Command::Push(a) => return push::run(g, a, now, &mut p),
+        Command::Bundle(a) => push::bundle(g, a, now, &mut p),
+        Command::Unbundle(a) => return push::unbundle(g, a, &mut p),
         Command::Init(a) => init::run(g, a, now, &mut p),
         Command::Issue(a) => issue::run(g, a, now, &mut p),
         Command::Csr(a) => sign::csr(g, a, &mut p),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::Printer;
-use crate::cli::push::PushArgs;
+use crate::cli::push::{BundleArgs, PushArgs, UnbundleArgs};
 use crate::cli::Global;
 use crate::distribute::{
     self, restart, Job, NodeReport, Options, Outcome, Progress, SshOptions, StagedTree, Target,
@@ -288,4 +288,93 @@ impl Progress for Lines {
         let _g = self.out.lock().expect("not poisoned");
         eprintln!("{node}: {message}");
     }
+}
+
+/// `kpki bundle`: one node's tree as one file.
+pub(super) fn bundle(
+    g: &Global,
+    a: &BundleArgs,
+    now: OffsetDateTime,
+    p: &mut Printer,
+) -> Result<()> {
+    let inv = Inventory::load(&g.inventory)?;
+    if !inv.nodes().iter().any(|n| n.name.as_str() == a.node) {
+        return Err(Error::usage(
+            format!(
+                "no node {:?} in {}",
+                crate::terminal::printable(&a.node),
+                inv.source.display()
+            ),
+            "name a [[nodes]] entry of the inventory",
+        ));
+    }
+    let tree = StagedTree::read(&a.out, &a.node)?;
+    let bytes = distribute::bundle::bundle(&tree, &a.node, &stamp(now), &a.recipient)?;
+    let existing = if a.force {
+        crate::store::Existing::Replace
+    } else {
+        crate::store::Existing::Refuse
+    };
+    crate::store::atomic::write(&a.file, &bytes, 0o600, existing).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::usage(
+                format!("{} exists", a.file.display()),
+                "pass --force to replace it, or another --file",
+            )
+        } else {
+            Error::io(&a.file)(e)
+        }
+    })?;
+    p.line(format!(
+        "wrote {} ({} files for {}, {})",
+        a.file.display(),
+        tree.manifest
+            .files
+            .iter()
+            .filter(|e| e.kind != crate::stage::FileKind::OnNode)
+            .count()
+            + 1,
+        a.node,
+        if a.recipient.is_empty() {
+            "plain: it holds private keys, keep it 0600"
+        } else {
+            "age-encrypted"
+        }
+    ))
+}
+
+/// `kpki unbundle`: installs a bundle on this node.
+pub(super) fn unbundle(g: &Global, a: &UnbundleArgs, p: &mut Printer) -> Result<u8> {
+    let bytes = read_bundle(&a.file)?;
+    let script = if distribute::bundle::is_encrypted(&bytes) {
+        let id = super::identity_file(g)?;
+        distribute::bundle::decrypt(&bytes, &id)?
+    } else {
+        bytes
+    };
+    match distribute::bundle::unbundle(&script) {
+        Ok(backup) => {
+            p.line(format!(
+                "installed {}; replaced files backed up in {backup}",
+                a.file.display()
+            ))?;
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+fn read_bundle(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
+    let mut v = zeroize::Zeroizing::new(Vec::new());
+    // A bundle is a node's files: far below this.
+    f.by_ref()
+        .take(256 << 20)
+        .read_to_end(&mut v)
+        .map_err(Error::io(path))?;
+    Ok(v)
 }

@@ -11,6 +11,7 @@
 //! certificate; then the masters one at a time; then the other nodes in parallel. A gate
 //! that fails rolls that node back and stops the push.
 
+pub mod bundle;
 pub mod restart;
 pub mod script;
 pub mod ssh;
@@ -161,7 +162,7 @@ pub struct RemoteState {
 pub struct StagedTree {
     pub root: PathBuf,
     pub manifest: Manifest,
-    manifest_bytes: Vec<u8>,
+    pub(crate) manifest_bytes: Vec<u8>,
 }
 
 impl StagedTree {
@@ -191,7 +192,7 @@ impl StagedTree {
         })
     }
 
-    fn manifest_sha256(&self) -> String {
+    pub(crate) fn manifest_sha256(&self) -> String {
         sha256_hex(&self.manifest_bytes)
     }
 }
@@ -740,7 +741,7 @@ fn install_node(
 }
 
 /// A staged file: regular, not through a link, into memory.
-fn read_regular(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_regular(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -756,7 +757,7 @@ fn read_regular(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// `OK <dir>` or `FAIL <why>`: the last such line of a script's output.
-fn result_line(out: &str) -> Option<Result<String, String>> {
+pub(crate) fn result_line(out: &str) -> Option<Result<String, String>> {
     out.lines().rev().find_map(|l| {
         if let Some(d) = l.strip_prefix("OK ") {
             Some(Ok(d.to_owned()))

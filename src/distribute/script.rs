@@ -246,6 +246,8 @@ mkdir_sys() {
         "[ -d {bd} ] || {{ mkdir -- {bd} && chmod 0700 -- {bd}; }} || fail 'cannot create {bd}'",
         bd = q(BACKUP_DIR)
     );
+    // A bundle installed twice carries one stamp: the second backup gets a suffix.
+    s.push_str("B0=$B; n=0; while [ -e \"$B\" ]; do n=$((n + 1)); B=\"$B0-$n\"; done\n");
     s.push_str("mkdir -- \"$B\" || fail \"cannot create $B\"\n: > \"$B/replaced\"; : > \"$B/created\"; : > \"$B/removed\"\n");
     let backup_one = |s: &mut Zeroizing<String>, p: &str, list: &str| {
         let _ = writeln!(

@@ -43,7 +43,8 @@ pub use atomic::Existing;
 pub use ledger::{CaRecord, Event, Record};
 pub use lock::StoreLock;
 pub use secrets::{
-    identity_file_text, keep_memory_private, read_identity_file, Keyring, SecretError, Unlock,
+    encrypt, identity_file_text, keep_memory_private, parse_recipients, read_identity_file,
+    Keyring, SecretError, Unlock,
 };
 
 use crate::encryption::Provider;
