@@ -106,6 +106,19 @@ pub(crate) struct Upload<'a> {
     pub group: &'a str,
 }
 
+fn kind_word(k: FileKind) -> &'static str {
+    match k {
+        FileKind::Config => "config",
+        FileKind::Cert => "certificate",
+        FileKind::Key => "key",
+        FileKind::Ca => "CA",
+        FileKind::Public => "public key",
+        FileKind::Secret => "secret",
+        FileKind::Manifest => "manifest",
+        FileKind::OnNode => "on-node key",
+    }
+}
+
 /// What a push does to one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -330,7 +343,7 @@ pub fn diff(staged: &StagedTree, remote: &RemoteState) -> Vec<FileChange> {
             _ => v.push(FileChange {
                 path: e.path.clone(),
                 change: Change::New,
-                detail: "new".into(),
+                detail: format!("{} {} {}:{}", kind_word(e.kind), e.mode, e.owner, e.group),
             }),
         }
     }

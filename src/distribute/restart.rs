@@ -97,7 +97,9 @@ pub fn restarts(root: &Path, changed: &[&str]) -> Restarts {
         }),
         ..Restarts::default()
     };
-    for d in DAEMONS {
+    let mut daemons: Vec<_> = DAEMONS.iter().collect();
+    daemons.sort_by_key(|d| boot_rank(d.component));
+    for d in daemons {
         let Some(files) = deps.get(&d.component) else {
             continue;
         };
@@ -119,6 +121,25 @@ pub fn restarts(root: &Path, changed: &[&str]) -> Restarts {
         }
     }
     r
+}
+
+/// The node's boot order (etcd, flanneld, containerd, kubelet, kube-proxy, the control
+/// plane): restarts follow it, so a daemon comes back after what it needs.
+fn boot_rank(c: Component) -> usize {
+    const ORDER: &[&str] = &[
+        "etcd",
+        "flanneld",
+        "containerd",
+        "kubelet",
+        "kube-proxy",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ];
+    ORDER
+        .iter()
+        .position(|n| *n == c.name())
+        .unwrap_or(ORDER.len())
 }
 
 /// How to ask an etcd member whether it is back: from its staged environment file.
