@@ -15,6 +15,7 @@ use crate::plan::PlanError;
 use crate::profile::ProfileError;
 use crate::render::refs::ReadError;
 use crate::render::RenderError;
+use crate::rotate::RotateError;
 use crate::stage::StageError;
 use crate::store::StoreError;
 
@@ -60,6 +61,8 @@ pub enum Error {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Distribute(#[from] DistributeError),
+    #[error(transparent)]
+    Rotate(#[from] RotateError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -143,6 +146,7 @@ impl Error {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Audit(e) => e.hint(),
             Error::Distribute(e) => e.hint(),
+            Error::Rotate(e) => e.hint(),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ pub mod pki;
 pub mod plan;
 pub mod profile;
 pub mod render;
+pub mod rotate;
 pub mod source;
 pub mod span;
 pub mod stage;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod man;
 pub mod push;
 pub mod render;
+pub mod rotate;
 
 use std::path::PathBuf;
 
@@ -88,6 +89,7 @@ pub enum Command {
     Plan(render::PlanArgs),
     Audit(audit::AuditArgs),
     Push(push::PushArgs),
+    Rotate(rotate::RotateArgs),
     Bundle(push::BundleArgs),
     Unbundle(push::UnbundleArgs),
     #[command(subcommand)]

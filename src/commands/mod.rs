@@ -14,6 +14,7 @@ mod issue;
 mod profiles;
 mod push;
 mod render;
+mod rotate;
 mod sign;
 mod store_cmd;
 
@@ -78,6 +79,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let done = match &cli.command {
         Command::Audit(a) => return audit::run(g, a, now, &mut p),
         Command::Push(a) => return push::run(g, a, now, &mut p),
+        Command::Rotate(a) => return rotate::run(g, a, now, &mut p),
         Command::Bundle(a) => push::bundle(g, a, now, &mut p),
         Command::Unbundle(a) => return push::unbundle(g, a, &mut p),
         Command::Init(a) => init::run(g, a, now, &mut p),

@@ -134,7 +134,7 @@ fn selected(inv: &Inventory, a: &PushArgs) -> Result<Vec<String>> {
 }
 
 /// The node's backup directory name: UTC time to the nanosecond, sortable, no dot.
-fn stamp(now: OffsetDateTime) -> String {
+pub(super) fn stamp(now: OffsetDateTime) -> String {
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}{:09}Z",
         now.year(),

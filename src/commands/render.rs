@@ -17,7 +17,7 @@ use crate::render::{self, check, refs, RenderError, Selection, Templates, Tree};
 use crate::stage::{self, Change, FileKind, StagedFile};
 use crate::store::{CaModel, InitSpec, Protection, Store};
 
-fn templates(g: &Global, a: &TemplateArgs) -> Result<Templates> {
+pub(super) fn templates(g: &Global, a: &TemplateArgs) -> Result<Templates> {
     let dir = a
         .templates
         .clone()
@@ -275,17 +275,46 @@ pub(super) fn apply_cmd(
             p.line(format!("  because {}", i.reason))?;
         }
     }
-    let src = stage::Source {
-        store: Some(&store),
-        keyring: Some(&keyring),
-    };
-    let (trees, notes) = stage::desired(
-        &src,
+    let (trees, totals) = stage_all(
+        &store,
+        &keyring,
         &inv,
         &profiles,
         &templates,
         a.templates.cluster_signing,
+        &a.out,
+        now,
+        p,
     )?;
+    p.line(format!(
+        "apply: {} issued; {} tree(s) in {}: {}",
+        issued.len(),
+        trees,
+        a.out.display(),
+        count_text(&totals)
+    ))
+}
+
+/// Stages every tree from what the store holds (after issuing), as `kpki apply` does:
+/// verifies them in memory first, then writes each; returns the number of trees and the
+/// counts of changes. Shared by `apply` and `rotate`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn stage_all(
+    store: &Store,
+    keyring: &crate::store::Keyring,
+    inv: &Inventory,
+    profiles: &crate::profile::Profiles,
+    templates: &Templates,
+    cluster_signing: bool,
+    out: &Path,
+    now: OffsetDateTime,
+    p: &mut Printer,
+) -> Result<(usize, BTreeMap<Change, usize>)> {
+    let src = stage::Source {
+        store: Some(store),
+        keyring: Some(keyring),
+    };
+    let (trees, notes) = stage::desired(&src, inv, profiles, templates, cluster_signing)?;
     for n in &notes {
         p.line(format!("note: {n}"))?;
     }
@@ -303,7 +332,7 @@ pub(super) fn apply_cmd(
     stage::verify(&trees, now)?;
     let mut totals: BTreeMap<Change, usize> = BTreeMap::new();
     for (tree, files) in &trees {
-        let changes = stage::write(&a.out.join(tree), tree, files, true)?;
+        let changes = stage::write(&out.join(tree), tree, files, true)?;
         let mut counts: BTreeMap<Change, usize> = BTreeMap::new();
         for (path, c) in &changes {
             *counts.entry(*c).or_default() += 1;
@@ -314,13 +343,7 @@ pub(super) fn apply_cmd(
         }
         p.line(format!("staged {tree}: {}", count_text(&counts)))?;
     }
-    p.line(format!(
-        "apply: {} issued; {} tree(s) in {}: {}",
-        issued.len(),
-        trees.len(),
-        a.out.display(),
-        count_text(&totals)
-    ))
+    Ok((trees.len(), totals))
 }
 
 /// `kpki plan`.

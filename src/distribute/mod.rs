@@ -1262,6 +1262,60 @@ pub fn rollback(job: &Job, opts: &Options, progress: &dyn Progress) -> NodeRepor
     report
 }
 
+/// Opens a session to one node for a one-off question, with its own control directory.
+fn with_session<T>(
+    job: &Job,
+    opts: &Options,
+    f: impl FnOnce(&Live) -> Result<T, String>,
+) -> Result<T, String> {
+    let dir = control_dir().map_err(|e| format!("cannot make a private directory for ssh: {e}"))?;
+    let r = ssh::Session::open(&opts.ssh, &job.target, &dir)
+        .map_err(|e| e.to_string())
+        .and_then(|session| {
+            f(&Live {
+                job_index: 0,
+                session,
+                changed: Vec::new(),
+            })
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+/// Which of `members` (etcd members' jobs) is the leader now, asked through the first
+/// one that answers.
+pub fn etcd_leader_of(members: &[&Job], opts: &Options, all: &[String]) -> Option<usize> {
+    for m in members {
+        let ep = with_session(m, opts, |l| {
+            etcd_leader(l, std::slice::from_ref(*m), all, opts).ok_or_else(String::new)
+        });
+        if let Ok(ep) = ep {
+            return members.iter().position(|j| {
+                restart::etcd_gate(&j.tree.root, Vec::new()).map(|g| g.endpoint) == Some(ep.clone())
+            });
+        }
+    }
+    None
+}
+
+/// Whether a node passes its gate now: for an etcd member the cluster gate (healthy,
+/// one leader and term, serving the staged certificate), otherwise every unit active.
+pub fn check_gate(
+    job: &Job,
+    opts: &Options,
+    all: &[String],
+    units: &[String],
+) -> Result<(), String> {
+    with_session(job, opts, |l| {
+        if units.iter().any(|u| u == ETCD_UNIT) {
+            wait_etcd(job, l, all, opts)
+        } else {
+            let u: Vec<&str> = units.iter().map(String::as_str).collect();
+            wait_active(l, &u, opts)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,17 @@ pub(crate) fn install(
     removals: &[&str],
     stamp: &str,
 ) -> Result<Zeroizing<String>, DistributeError> {
+    // The backup directory's name: rollback takes the newest by name, so it must sort
+    // by time (kpki's stamps do: 20261202T101500123456789Z).
+    if stamp.len() < 16
+        || !stamp.starts_with(|c: char| c.is_ascii_digit())
+        || !stamp.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(DistributeError::Staged {
+            node: String::new(),
+            message: format!("bad backup stamp {stamp:?}"),
+        });
+    }
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut s = Zeroizing::new(String::with_capacity(
         uploads
