@@ -329,6 +329,7 @@ fn leaf_rotation_rolls_member_by_member_and_loses_no_write() {
 
     let wr = writer(&w);
     std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
     let o = w.kpki(
         &[
             "rotate",
@@ -342,6 +343,7 @@ fn leaf_rotation_rolls_member_by_member_and_loses_no_write() {
         ],
         &[],
     );
+    let took = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     wr.stop.store(true, Ordering::SeqCst);
     let (acked, gap) = wr.handle.join().unwrap();
@@ -362,6 +364,13 @@ fn leaf_rotation_rolls_member_by_member_and_loses_no_write() {
         .collect();
     let lost: Vec<&String> = acked.iter().filter(|k| !keys.contains(*k)).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    eprintln!(
+        "BENCH rotate 3 members: total {:.1} s, {} writes acknowledged, largest gap {} ms, {} lost",
+        took.as_secs_f64(),
+        acked.len(),
+        gap.as_millis(),
+        lost.len()
+    );
     for (i, m) in ["etcd01", "etcd02", "etcd03"].iter().enumerate() {
         let s = w.served_serial(i as u8);
         assert_eq!(s, w.staged_serial(m), "{m} serves its new certificate");
