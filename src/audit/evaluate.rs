@@ -127,7 +127,7 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    super::kubeconfig::find(hay, needle).is_some()
+    crate::pki::pem::find(hay, needle).is_some()
 }
 
 fn where_in(c: &AuditedCert) -> String {

@@ -11,6 +11,7 @@
 //! them. The values decode with the same base64 crate.
 
 use super::Embedded;
+use crate::pki::pem::find;
 
 /// One embedded value found in a kubeconfig.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,22 +34,6 @@ const FIELDS: [&str; 3] = [
 pub(crate) fn sniff(bytes: &[u8]) -> bool {
     find(bytes, b"certificate-authority-data").is_some()
         || find(bytes, b"client-certificate-data").is_some()
-}
-
-pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut at = 0;
-    while at + needle.len() <= hay.len() {
-        let i = hay[at..=hay.len() - needle.len()]
-            .iter()
-            .position(|&b| b == first)?;
-        let start = at + i;
-        if &hay[start..start + needle.len()] == needle {
-            return Some(start);
-        }
-        at = start + 1;
-    }
-    None
 }
 
 fn indent(line: &str) -> usize {
@@ -210,12 +195,5 @@ users:
         assert!(base64("Q0VSVA=x").is_none());
         assert!(base64("!!!!").is_none());
         assert!(base64("Q0VSV").is_none());
-    }
-
-    #[test]
-    fn find_substring() {
-        assert_eq!(find(b"abcabd", b"abd"), Some(3));
-        assert_eq!(find(b"ab", b"abd"), None);
-        assert_eq!(find(b"-----BEGIN X", b"-----BEGIN"), Some(0));
     }
 }

@@ -20,8 +20,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rustls_pki_types::pem::{PemObject, SectionKind};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
@@ -34,6 +32,7 @@ use super::{
     AuditConfig, AuditError, AuditedCert, CaRef, CertInfo, ChainStatus, Embedded, Encoding,
     Finding, FindingKind, Name, NameParts, State,
 };
+use crate::pki::pem::{self, KeyFormat, Object, PrivateKey};
 
 /// A CA that certificates are checked against.
 #[derive(Clone, Debug)]
@@ -67,16 +66,18 @@ impl TrustedCa {
             path: path.to_path_buf(),
             reason,
         };
-        let ders: Vec<Vec<u8>> = if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
-            let mut v = Vec::new();
-            for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-                match item {
-                    Ok((SectionKind::Certificate, der)) => v.push(der),
-                    Ok(_) => {}
-                    Err(e) => return Err(bad(format!("broken PEM: {e}"))),
-                }
+        let ders: Vec<Vec<u8>> = if pem::is_pem(bytes) {
+            let (objects, err) = pem::sections(bytes);
+            if let Some(e) = err {
+                return Err(bad(e.to_string()));
             }
-            v
+            objects
+                .into_iter()
+                .filter_map(|o| match o {
+                    Object::Certificate(der) => Some(der),
+                    _ => None,
+                })
+                .collect()
         } else {
             vec![bytes.to_vec()]
         };
@@ -250,24 +251,6 @@ fn named_strictly_like_cert(path: &Path) -> bool {
     )
 }
 
-/// Whether `bytes` is exactly one DER SEQUENCE (the cheap test before parsing).
-fn looks_like_der(bytes: &[u8]) -> bool {
-    if bytes.len() < 4 || bytes[0] != 0x30 {
-        return false;
-    }
-    let (len, head) = match bytes[1] {
-        n if n < 0x80 => (n as usize, 2),
-        0x81 => (bytes[2] as usize, 3),
-        0x82 => (((bytes[2] as usize) << 8) | bytes[3] as usize, 4),
-        0x83 if bytes.len() >= 5 => (
-            ((bytes[2] as usize) << 16) | ((bytes[3] as usize) << 8) | bytes[4] as usize,
-            5,
-        ),
-        _ => return false,
-    };
-    head + len == bytes.len()
-}
-
 /// What a scan of one file's bytes needs besides them.
 pub(crate) struct Scanner<'a, 'c> {
     pub ctx: &'a Context<'c>,
@@ -277,7 +260,7 @@ pub(crate) struct Scanner<'a, 'c> {
 impl Scanner<'_, '_> {
     /// Scans the bytes of one file.
     pub fn scan(&mut self, out: &mut FileScan, bytes: &[u8]) {
-        if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
+        if pem::is_pem(bytes) {
             self.pem(out, bytes, Encoding::Pem, None);
             if out.is_empty() && named_strictly_like_cert(&out.path) {
                 out.finding(
@@ -286,7 +269,7 @@ impl Scanner<'_, '_> {
                     None,
                 );
             }
-        } else if looks_like_der(bytes) {
+        } else if pem::is_der(bytes) {
             self.ders(out, vec![bytes.to_vec()], Encoding::Der, None, false);
         } else if kubeconfig::sniff(bytes) {
             self.kubeconfig(out, bytes);
@@ -322,12 +305,12 @@ impl Scanner<'_, '_> {
             };
             let embedded = Arc::new(f.embedded.clone());
             let before = (out.certs.len(), out.keys.len(), out.findings.len());
-            if kubeconfig::find(&data, b"-----BEGIN").is_some() {
+            if pem::is_pem(&data) {
                 self.pem(out, &data, Encoding::Kubeconfig, Some(&embedded));
             } else if f.name == "client-key-data" {
                 // A DER private key: kubectl writes PEM, but accept it.
                 out.keys.push(FoundKey {
-                    public: key_public(SectionKind::PrivateKey, data),
+                    public: PrivateKey::new(KeyFormat::Pkcs8, data).public_key(),
                     embedded: Some(embedded),
                 });
             } else {
@@ -368,40 +351,29 @@ impl Scanner<'_, '_> {
         encoding: Encoding,
         embedded: Option<&Arc<Embedded>>,
     ) {
+        let (objects, err) = pem::sections(bytes);
         let mut ders: Vec<Vec<u8>> = Vec::new();
-        for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-            match item {
-                Ok((SectionKind::Certificate, der)) => ders.push(der),
-                Ok((
-                    kind @ (SectionKind::PrivateKey
-                    | SectionKind::RsaPrivateKey
-                    | SectionKind::EcPrivateKey),
-                    der,
-                )) => out.keys.push(FoundKey {
-                    public: key_public(kind, der),
+        for o in objects {
+            match o {
+                Object::Certificate(der) => ders.push(der),
+                Object::PrivateKey(k) => out.keys.push(FoundKey {
+                    public: k.public_key(),
                     embedded: embedded.cloned(),
                 }),
-                Ok(_) => {}
-                Err(e) => {
-                    let what = match e {
-                        rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
-                            "truncated PEM: a section has no END line".to_string()
-                        }
-                        e => format!("broken PEM: {e}"),
-                    };
-                    let after = if ders.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (after {} good certificate(s))", ders.len())
-                    };
-                    out.finding(
-                        FindingKind::Unparsable,
-                        format!("{what}{after}"),
-                        embedded.map(|e| &**e),
-                    );
-                    break;
-                }
+                _ => {}
             }
+        }
+        if let Some(e) = err {
+            let after = if ders.is_empty() {
+                String::new()
+            } else {
+                format!(" (after {} good certificate(s))", ders.len())
+            };
+            out.finding(
+                FindingKind::Unparsable,
+                format!("{e}{after}"),
+                embedded.map(|e| &**e),
+            );
         }
         self.ders(out, ders, encoding, embedded, true);
     }
@@ -598,146 +570,6 @@ fn chain(
     }
 }
 
-/// The raw public key of a private key (what a certificate's subjectPublicKey bits
-/// hold for the same key), or `None` when it cannot be read (encrypted, unknown type).
-///
-/// SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`) keys carry their public half,
-/// so it is read from the structure; PKCS#8 keys go through rcgen (ring), which derives
-/// it, with the same structural reading as a fallback.
-fn key_public(kind: SectionKind, der: Vec<u8>) -> Option<Vec<u8>> {
-    let der = zeroize::Zeroizing::new(der);
-    match kind {
-        SectionKind::RsaPrivateKey => der::rsa_public(&der),
-        SectionKind::EcPrivateKey => der::sec1_public(&der),
-        _ => {
-            let key: PrivateKeyDer<'_> = PrivatePkcs8KeyDer::from(der.as_slice()).into();
-            match rcgen::KeyPair::try_from(&key) {
-                Ok(k) => Some(k.public_key_raw().to_vec()),
-                Err(_) => der::pkcs8_public(&der),
-            }
-        }
-    }
-}
-
-/// Just enough DER to find the public half of a private key.
-mod der {
-    /// Splits one TLV off the front: (tag, value, rest).
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let tag = *b.first()?;
-        let first = *b.get(1)? as usize;
-        let (len, head) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | *b.get(2 + i)? as usize;
-            }
-            (len, 2 + n)
-        };
-        let end = head.checked_add(len)?;
-        Some((tag, b.get(head..end)?, b.get(end..)?))
-    }
-
-    fn encode_len(len: usize, out: &mut Vec<u8>) {
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-    }
-
-    /// PKCS#1 RSAPrivateKey → the DER RSAPublicKey `SEQUENCE { n, e }`.
-    pub(super) fn rsa_public(der: &[u8]) -> Option<Vec<u8>> {
-        let (0x30, body, _) = tlv(der)? else {
-            return None;
-        };
-        let (0x02, _version, rest) = tlv(body)? else {
-            return None;
-        };
-        let (0x02, _, after_n) = tlv(rest)? else {
-            return None;
-        };
-        let n_tlv = &rest[..rest.len() - after_n.len()];
-        let (0x02, _, after_e) = tlv(after_n)? else {
-            return None;
-        };
-        let e_tlv = &after_n[..after_n.len() - after_e.len()];
-        let mut out = vec![0x30];
-        encode_len(n_tlv.len() + e_tlv.len(), &mut out);
-        out.extend_from_slice(n_tlv);
-        out.extend_from_slice(e_tlv);
-        Some(out)
-    }
-
-    /// SEC1 ECPrivateKey → the public point of its `[1] publicKey` field.
-    pub(super) fn sec1_public(der: &[u8]) -> Option<Vec<u8>> {
-        let (0x30, mut rest, _) = tlv(der)? else {
-            return None;
-        };
-        while !rest.is_empty() {
-            let (tag, value, next) = tlv(rest)?;
-            if tag == 0xa1 {
-                let (0x03, bits, _) = tlv(value)? else {
-                    return None;
-                };
-                // A BIT STRING's first octet counts the unused bits (0 for a point).
-                return bits.get(1..).map(<[u8]>::to_vec);
-            }
-            rest = next;
-        }
-        None
-    }
-
-    /// PKCS#8 PrivateKeyInfo → the public key of the key inside it.
-    pub(super) fn pkcs8_public(der: &[u8]) -> Option<Vec<u8>> {
-        let (0x30, body, _) = tlv(der)? else {
-            return None;
-        };
-        let (0x02, _, rest) = tlv(body)? else {
-            return None;
-        };
-        let (0x30, alg, rest) = tlv(rest)? else {
-            return None;
-        };
-        let (0x04, inner, mut rest) = tlv(rest)? else {
-            return None;
-        };
-        // OneAsymmetricKey (v2) may carry the public key itself: [1] IMPLICIT BIT STRING.
-        while !rest.is_empty() {
-            let (tag, value, next) = tlv(rest)?;
-            if tag == 0x81 {
-                return value.get(1..).map(<[u8]>::to_vec);
-            }
-            rest = next;
-        }
-        let (0x06, oid, _) = tlv(alg)? else {
-            return None;
-        };
-        match oid {
-            // rsaEncryption
-            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => rsa_public(inner),
-            // id-ecPublicKey
-            [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => sec1_public(inner),
-            // id-Ed25519: the inner OCTET STRING is the seed.
-            [0x2b, 0x65, 0x70] => {
-                let (0x04, seed, _) = tlv(inner)? else {
-                    return None;
-                };
-                let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).ok()?;
-                Some(ring::signature::KeyPair::public_key(&kp).as_ref().to_vec())
-            }
-            _ => None,
-        }
-    }
-}
-
 pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, der);
     let mut out = [0u8; 32];
@@ -794,16 +626,6 @@ fn parts(name: &X509Name<'_>) -> NameParts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn der_sniff_is_exact() {
-        assert!(looks_like_der(&[0x30, 0x02, 0x05, 0x00]));
-        assert!(!looks_like_der(&[0x30, 0x03, 0x05, 0x00]));
-        assert!(!looks_like_der(b"hello world"));
-        let mut long = vec![0x30, 0x82, 0x01, 0x00];
-        long.resize(4 + 256, 0);
-        assert!(looks_like_der(&long));
-    }
 
     #[test]
     fn names_like_cert() {
