@@ -22,6 +22,7 @@ use x509_parser::prelude::*;
 
 use super::refs::{self, RefKind, Reference, Usage};
 use super::tree::{DiskTree, TreeFiles};
+use crate::pki::pem::{self, Object, PrivateKey};
 use crate::pki::verify::issued_by;
 
 /// One problem with what a config references.
@@ -64,12 +65,12 @@ enum Loaded {
     Missing,
     Unreadable(String),
     Certs(Vec<Cert>),
-    /// A private key: its SubjectPublicKeyInfo (DER) and the file's mode.
+    /// A private key: its public half (subjectPublicKey bits) and the file's mode.
     Key {
-        spki: Vec<u8>,
+        public: Vec<u8>,
         mode: Option<u32>,
     },
-    /// Public keys (SubjectPublicKeyInfo DER).
+    /// Public keys (subjectPublicKey bits).
     Public(Vec<Vec<u8>>),
     /// An EncryptionConfiguration: the file's mode and what is wrong with it.
     Encryption {
@@ -79,23 +80,29 @@ enum Loaded {
     Present,
 }
 
-fn pem_blocks(bytes: &[u8]) -> Result<Vec<::pem::Pem>, String> {
-    ::pem::parse_many(bytes).map_err(|e| format!("broken PEM: {e}"))
+/// The PEM sections of a file the daemons read (they take PEM only: a DER file holds
+/// no section), through the one reader of certificate and key material.
+fn pem_objects(bytes: &[u8]) -> Result<Vec<Object>, String> {
+    match pem::sections(bytes) {
+        (_, Some(e)) => Err(e.to_string()),
+        (objects, None) => Ok(objects),
+    }
 }
 
 fn load_certs(bytes: &[u8]) -> Loaded {
-    let blocks = match pem_blocks(bytes) {
-        Ok(b) => b,
+    let objects = match pem_objects(bytes) {
+        Ok(o) => o,
         Err(e) => return Loaded::Unreadable(e),
     };
     let mut certs = Vec::new();
-    for b in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
-        if let Err(e) = parse_x509_certificate(b.contents()) {
+    for o in objects {
+        let Object::Certificate(der) = o else {
+            continue;
+        };
+        if let Err(e) = parse_x509_certificate(&der) {
             return Loaded::Unreadable(format!("holds a certificate that does not parse: {e}"));
         }
-        certs.push(Cert {
-            der: b.contents().to_vec(),
-        });
+        certs.push(Cert { der });
     }
     if certs.is_empty() {
         return Loaded::Unreadable("holds no PEM CERTIFICATE".into());
@@ -103,44 +110,44 @@ fn load_certs(bytes: &[u8]) -> Loaded {
     Loaded::Certs(certs)
 }
 
-fn spki_of_private(pem: &str) -> Result<Vec<u8>, String> {
-    use rcgen::PublicKeyData;
-    crate::pki::load_private_pem(pem)
-        .map(|k| k.subject_public_key_info())
-        .map_err(|e| format!("holds no private key kpki can read: {e}"))
+fn load_key(bytes: &[u8], mode: Option<u32>) -> Loaded {
+    let key = match pem_objects(bytes) {
+        Ok(objects) => objects.into_iter().find_map(|o| match o {
+            Object::PrivateKey(k) => Some(k),
+            _ => None,
+        }),
+        Err(e) => return Loaded::Unreadable(e),
+    };
+    match key.as_ref().and_then(PrivateKey::public_key) {
+        Some(public) => Loaded::Key { public, mode },
+        None => Loaded::Unreadable("holds no private key kpki can read".into()),
+    }
 }
 
-fn load_key(bytes: &[u8], mode: Option<u32>) -> Loaded {
-    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(bytes).into_owned());
-    match spki_of_private(&text) {
-        Ok(spki) => Loaded::Key { spki, mode },
-        Err(e) => Loaded::Unreadable(e),
-    }
+/// The subjectPublicKey bits of a SubjectPublicKeyInfo.
+fn public_of_spki(spki: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::x509::SubjectPublicKeyInfo;
+    SubjectPublicKeyInfo::from_der(spki)
+        .ok()
+        .map(|(_, k)| k.subject_public_key.data.to_vec())
 }
 
 fn load_public(bytes: &[u8]) -> Loaded {
-    let blocks = match pem_blocks(bytes) {
-        Ok(b) => b,
+    let objects = match pem_objects(bytes) {
+        Ok(o) => o,
         Err(e) => return Loaded::Unreadable(e),
     };
-    let mut keys = Vec::new();
-    for b in &blocks {
-        match b.tag() {
-            "PUBLIC KEY" => keys.push(b.contents().to_vec()),
-            "CERTIFICATE" => {
-                if let Ok((_, x)) = parse_x509_certificate(b.contents()) {
-                    keys.push(x.public_key().raw.to_vec());
-                }
-            }
-            t if t.ends_with("PRIVATE KEY") => {
-                let text = zeroize::Zeroizing::new(::pem::encode(b));
-                if let Ok(spki) = spki_of_private(&text) {
-                    keys.push(spki);
-                }
-            }
-            _ => {}
-        }
-    }
+    let keys: Vec<Vec<u8>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::PublicKey(spki) => public_of_spki(spki),
+            Object::Certificate(der) => parse_x509_certificate(der)
+                .ok()
+                .map(|(_, x)| x.public_key().subject_public_key.data.to_vec()),
+            Object::PrivateKey(k) => k.public_key(),
+            _ => None,
+        })
+        .collect();
     if keys.is_empty() {
         return Loaded::Unreadable("holds no PUBLIC KEY".into());
     }
@@ -475,7 +482,7 @@ pub fn check_tree_with(
 
     // Keys against their certificates: same config, same identity.
     for (i, r) in refs.iter().enumerate() {
-        let Loaded::Key { spki, .. } = &loaded[i] else {
+        let Loaded::Key { public, .. } = &loaded[i] else {
             continue;
         };
         if r.usage == Usage::ServiceAccount {
@@ -489,7 +496,7 @@ pub fn check_tree_with(
         match cert {
             Some((j, c)) => {
                 if let Loaded::Certs(certs) = &loaded[j] {
-                    if certs[0].parsed().public_key().raw != spki.as_slice() {
+                    if certs[0].parsed().public_key().subject_public_key.data != public.as_slice() {
                         findings.push(find(
                             r,
                             format!(
@@ -520,8 +527,8 @@ pub fn check_tree_with(
         .collect();
     if let Some((first, _)) = publics.first() {
         for (r, l) in refs.iter().zip(&loaded) {
-            if let (Usage::ServiceAccount, Loaded::Key { spki, .. }) = (r.usage, l) {
-                if !publics.iter().any(|(_, keys)| keys.contains(spki)) {
+            if let (Usage::ServiceAccount, Loaded::Key { public, .. }) = (r.usage, l) {
+                if !publics.iter().any(|(_, keys)| keys.contains(public)) {
                     findings.push(find(
                         r,
                         format!(
