@@ -15,6 +15,7 @@ pub mod encryption;
 pub mod error;
 pub mod inventory;
 pub mod issue;
+pub mod material;
 pub mod pki;
 pub mod plan;
 pub mod profile;

@@ -1,0 +1,8 @@
+//! Reading what other people's files hold, without trusting them: the YAML configs and
+//! kubeconfigs that `render --check` and the audit read, with alias expansion held to a
+//! budget ([`yaml`]), and the kubeconfig fields that name or embed certificates and keys
+//! ([`kubeconfig`]), through one parser. The certificates and keys themselves are
+//! decoded by [`crate::pki::pem`].
+
+pub mod kubeconfig;
+pub mod yaml;

@@ -1,0 +1,168 @@
+//! Bounded work on hostile files: each bomb is built here and handed to the kpki binary,
+//! which runs under a memory limit (RLIMIT_AS, set in the child before exec) and a time
+//! limit (the test waits so long, then kills the child by its PID and fails). A bomb
+//! passes when kpki finishes on its own, with its usual exit status, and reports the bad
+//! file as one line naming it and what is wrong; it fails when kpki hangs, is killed,
+//! or aborts out of memory.
+
+mod support;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::TestEnv;
+
+/// Address space for one kpki run: a normal run of the debug build needs a fraction.
+const MEMORY: u64 = 1 << 30;
+/// How long one kpki run may take before it counts as hung. Far above what a run takes
+/// on a loaded machine; a bomb that is not defused runs for minutes, or forever.
+const TIME: Duration = Duration::from_secs(60);
+
+/// What a bounded run of kpki gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr together, for messages.
+    fn all(&self) -> String {
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` under [`MEMORY`] and [`TIME`]; panics when it is still running by then
+/// (after killing it) or when it ended by a signal (an abort out of memory).
+fn bounded(mut cmd: Command) -> Run {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is a single system call, async-signal-safe as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(MEMORY),
+                maximum: Some(MEMORY),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::As, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().expect("start kpki");
+    // Drain the pipes while waiting, so a chatty child cannot block on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + TIME;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for kpki") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let pid = child.id();
+            child.kill().expect("kill kpki by its pid");
+            let _ = child.wait();
+            panic!("{what} (pid {pid}) still ran after {TIME:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    assert!(
+        status.code().is_some(),
+        "{what} ended by {status} (out of memory under RLIMIT_AS {MEMORY}?):\n{}",
+        run.all()
+    );
+    run
+}
+
+fn kpki(env: &TestEnv, args: &[&str]) -> Run {
+    let mut cmd = env.kpki();
+    cmd.args(args);
+    bounded(cmd)
+}
+
+/// Asserts one line of `text` names `file` and contains each of `words`.
+fn line_names(run: &Run, text: &str, file: &str, words: &[&str]) {
+    assert!(
+        text.lines()
+            .any(|l| l.contains(file) && words.iter().all(|w| l.contains(w))),
+        "no line names {file} with {words:?}:\n{}",
+        run.all()
+    );
+}
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A node tree with one kubeconfig where the configs are read (`/etc/kubernetes`).
+fn tree_with_kubeconfig(env: &TestEnv, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = env.path().join(name);
+    let file = root.join("etc/kubernetes/admin.kubeconfig");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    (root, file)
+}
+
+/// render --check and audit --configs on a tree: both must finish, exit 2, and name the
+/// config with each of `words`.
+fn both_report(env: &TestEnv, root: &Path, words: &[&str]) {
+    let root_s = root.to_str().unwrap();
+    let check = kpki(env, &["render", "--check", "--root", root_s]);
+    assert_eq!(check.code, 2, "{}", check.all());
+    line_names(
+        &check,
+        &check.stdout,
+        "/etc/kubernetes/admin.kubeconfig",
+        words,
+    );
+    let audit = kpki(env, &["audit", "--threads", "2", "--configs", root_s]);
+    assert_eq!(audit.code, 2, "{}", audit.all());
+    line_names(
+        &audit,
+        &audit.stdout,
+        "etc/kubernetes/admin.kubeconfig",
+        words,
+    );
+}
+
+/// Nine levels of nine aliases: 342 bytes that yaml-rust2 would expand to 9^9 strings.
+fn billion_laughs() -> String {
+    let mut s = String::from("apiVersion: v1\nkind: Config\nclient-certificate-data: x\n");
+    s.push_str("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut prev = 'a';
+    for c in 'b'..='i' {
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        s.push_str(&format!("{c}: &{c} [{refs}]\n"));
+        prev = c;
+    }
+    s
+}
+
+#[test]
+fn a_yaml_alias_bomb_at_a_kubeconfig_path_is_refused() {
+    let env = TestEnv::new();
+    let (root, file) = tree_with_kubeconfig(&env, "laughs");
+    let bomb = billion_laughs();
+    assert!(bomb.len() < 600, "{} bytes", bomb.len());
+    write(&file, &bomb);
+    both_report(&env, &root, &["aliases would expand it past", "not read"]);
+}
