@@ -165,4 +165,13 @@ fn a_yaml_alias_bomb_at_a_kubeconfig_path_is_refused() {
     assert!(bomb.len() < 600, "{} bytes", bomb.len());
     write(&file, &bomb);
     both_report(&env, &root, &["aliases would expand it past", "not read"]);
+    // The audit's walk reads the kubeconfigs it meets with the same reader.
+    let walk = kpki(&env, &["audit", "--threads", "2", root.to_str().unwrap()]);
+    assert_eq!(walk.code, 2, "{}", walk.all());
+    line_names(
+        &walk,
+        &walk.stdout,
+        "admin.kubeconfig",
+        &["aliases would expand it past"],
+    );
 }

@@ -25,7 +25,6 @@
 pub mod configs;
 mod discover;
 mod evaluate;
-mod kubeconfig;
 pub mod layout;
 pub mod report;
 mod scan;

@@ -2,9 +2,11 @@
 //!
 //! A file is read once, into a buffer the worker thread reuses, and sniffed in this
 //! order: PEM (any `-----BEGIN`, every section read), DER (a SEQUENCE whose length is
-//! exactly the file's: a check of four bytes), kubeconfig (`*-data` fields). Anything
-//! else is not a certificate and is skipped without a word, unless its name says it is
-//! one (`.crt`, `.cer`, `.der`): then it is reported as unparsable.
+//! exactly the file's: a check of four bytes), kubeconfig (`*-data` fields, read by
+//! [`crate::material::kubeconfig`] as `render --check` reads them). Anything else is not
+//! a certificate and is skipped without a word, unless its name says it is one (`.crt`,
+//! `.cer`, `.der`): then it is reported as unparsable. Certificates and keys are decoded
+//! by [`crate::pki::pem`].
 //!
 //! A fleet holds many copies of few certificates (the CA in every chain file and
 //! kubeconfig, the same leaf staged, exported and installed), so each worker keeps what
@@ -27,11 +29,11 @@ use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 use time::OffsetDateTime;
 
 use super::evaluate::chain_finding;
-use super::kubeconfig;
 use super::{
     AuditConfig, AuditError, AuditedCert, CaRef, CertInfo, ChainStatus, Embedded, Encoding,
     Finding, FindingKind, Name, NameParts, State,
 };
+use crate::material::kubeconfig;
 use crate::pki::pem::{self, KeyFormat, Object, PrivateKey};
 
 /// A CA that certificates are checked against.
@@ -251,6 +253,24 @@ fn named_strictly_like_cert(path: &Path) -> bool {
     )
 }
 
+/// The embedded fields of a kubeconfig.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ca,
+    Cert,
+    Key,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Ca => "certificate-authority-data",
+            Field::Cert => "client-certificate-data",
+            Field::Key => "client-key-data",
+        }
+    }
+}
+
 /// What a scan of one file's bytes needs besides them.
 pub(crate) struct Scanner<'a, 'c> {
     pub ctx: &'a Context<'c>,
@@ -291,53 +311,75 @@ impl Scanner<'_, '_> {
             );
             return;
         };
-        for f in kubeconfig::fields(text) {
-            let Some(data) = kubeconfig::base64(f.value) else {
+        let k = match kubeconfig::parse(text) {
+            Ok(k) => k,
+            Err(e) => {
                 out.finding(
                     FindingKind::Unparsable,
-                    format!(
-                        "line {}: {} of {} '{}' is not valid base64",
-                        f.line, f.name, f.embedded.kind, f.embedded.key
-                    ),
-                    Some(&f.embedded),
+                    format!("looks like a kubeconfig but cannot be read: {e}"),
+                    None,
+                );
+                return;
+            }
+        };
+        let clusters = k.clusters.iter().filter_map(|c| {
+            let v = c.ca_data.as_deref()?;
+            Some((Field::Ca, "cluster", &c.name, v))
+        });
+        let users = k.users.iter().flat_map(|u| {
+            [
+                u.cert_data
+                    .as_deref()
+                    .map(|v| (Field::Cert, "user", &u.name, v)),
+                u.key_data
+                    .as_deref()
+                    .map(|v| (Field::Key, "user", &u.name, v.as_str())),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for (field, kind, name, value) in clusters.chain(users) {
+            let embedded = Arc::new(Embedded {
+                kind,
+                key: name.clone(),
+            });
+            let key = format!("{kind}s[{name}].{kind}.{}", field.name());
+            let Ok(data) = kubeconfig::decode(value) else {
+                out.finding(
+                    FindingKind::Unparsable,
+                    format!("{key} is not valid base64"),
+                    Some(&embedded),
                 );
                 continue;
             };
-            let embedded = Arc::new(f.embedded.clone());
             let before = (out.certs.len(), out.keys.len(), out.findings.len());
             if pem::is_pem(&data) {
                 self.pem(out, &data, Encoding::Kubeconfig, Some(&embedded));
-            } else if f.name == "client-key-data" {
+            } else if field == Field::Key {
                 // A DER private key: kubectl writes PEM, but accept it.
                 out.keys.push(FoundKey {
-                    public: PrivateKey::new(KeyFormat::Pkcs8, data).public_key(),
-                    embedded: Some(embedded),
+                    public: PrivateKey::new(KeyFormat::Pkcs8, data.to_vec()).public_key(),
+                    embedded: Some(Arc::clone(&embedded)),
                 });
             } else {
                 self.ders(
                     out,
-                    vec![data],
+                    vec![data.to_vec()],
                     Encoding::Kubeconfig,
                     Some(&embedded),
                     false,
                 );
             }
             if (out.certs.len(), out.keys.len(), out.findings.len()) == before {
+                let what = if field == Field::Key {
+                    "private key"
+                } else {
+                    "certificate"
+                };
                 out.finding(
                     FindingKind::Unparsable,
-                    format!(
-                        "line {}: {} of {} '{}' holds no {}",
-                        f.line,
-                        f.name,
-                        f.embedded.kind,
-                        f.embedded.key,
-                        if f.name == "client-key-data" {
-                            "private key"
-                        } else {
-                            "certificate"
-                        }
-                    ),
-                    Some(&f.embedded),
+                    format!("{key} holds no {what}"),
+                    Some(&embedded),
                 );
             }
         }
