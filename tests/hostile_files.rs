@@ -175,3 +175,65 @@ fn a_yaml_alias_bomb_at_a_kubeconfig_path_is_refused() {
         &["aliases would expand it past"],
     );
 }
+
+/// render --check and audit --configs on `root`: render --check exits 2 and audit
+/// --configs `audit_code`, each with a line naming `file` (an install path) with `words`.
+fn both_name(env: &TestEnv, root: &Path, file: &str, words: &[&str], audit_code: i32) {
+    let root_s = root.to_str().unwrap();
+    let check = kpki(env, &["render", "--check", "--root", root_s]);
+    assert_eq!(check.code, 2, "{}", check.all());
+    line_names(&check, &check.stdout, file, words);
+    let audit = kpki(env, &["audit", "--threads", "2", "--configs", root_s]);
+    assert_eq!(audit.code, audit_code, "{}", audit.all());
+    line_names(&audit, &audit.stdout, &format!("{root_s}{file}"), words);
+}
+
+fn mkfifo(path: &Path) {
+    let o = Command::new("mkfifo").arg(path).output().expect("mkfifo");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A FIFO at a kubeconfig path hung both readers (opening it waits for a writer); a link
+/// to /dev/zero at a kubeconfig or CA path was read without end.
+#[test]
+fn fifos_and_links_to_dev_zero_are_refused_unread() {
+    let env = TestEnv::new();
+    let (root, file) = tree_with_kubeconfig(&env, "fifo");
+    mkfifo(&file);
+    // An unreadable config is a warning for the audit, a failed check for render --check.
+    both_name(
+        &env,
+        &root,
+        "/etc/kubernetes/admin.kubeconfig",
+        &["is a FIFO, not a regular file; not read"],
+        1,
+    );
+
+    let (root, file) = tree_with_kubeconfig(&env, "zero");
+    std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
+    both_name(
+        &env,
+        &root,
+        "/etc/kubernetes/admin.kubeconfig",
+        &["is a character device, not a regular file; not read"],
+        1,
+    );
+
+    // A kubeconfig naming a CA file that is a link to /dev/zero: the checker reads the CA
+    // file, the audit trusts the CA files the configs name (and reports the file).
+    let (root, file) = tree_with_kubeconfig(&env, "zero-ca");
+    write(
+        &file,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority: /etc/kubernetes/ssl/ca.crt\n    server: https://127.0.0.1:6443\n",
+    );
+    let ca = root.join("etc/kubernetes/ssl/ca.crt");
+    std::fs::create_dir_all(ca.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
+    both_name(
+        &env,
+        &root,
+        "/etc/kubernetes/ssl/ca.crt",
+        &["is a character device, not a regular file"],
+        1,
+    );
+}

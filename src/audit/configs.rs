@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use super::{AuditError, Finding, FindingKind, Referenced, TrustedCa};
 use crate::inventory::Inventory;
-use crate::render::refs::{self, RefKind};
+use crate::material::file::FileError;
+use crate::render::refs::{self, ConfigProblem, RefKind};
 
 /// One node root under the tree, and the inventory node it is, when known.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,11 +97,20 @@ pub fn read(
             None => config.display().to_string(),
         };
         for (config, problem) in scan.problems {
-            out.findings.push(Finding::new(
-                Some(&refs::resolve(&r.root, &config)),
-                FindingKind::Unparsable,
-                format!("cannot read this config: {problem}"),
-            ));
+            let path = refs::resolve(&r.root, &config);
+            out.findings.push(match problem {
+                ConfigProblem::File(e @ FileError::TooLarge { .. }) => {
+                    Finding::new(Some(&path), FindingKind::TooLarge, e.to_string())
+                }
+                ConfigProblem::File(e) => {
+                    Finding::new(Some(&path), FindingKind::Unreadable, e.to_string())
+                }
+                ConfigProblem::Parse(m) => Finding::new(
+                    Some(&path),
+                    FindingKind::Unparsable,
+                    format!("cannot read this config: {m}"),
+                ),
+            });
         }
         for reference in scan.references {
             // Keys that encrypt Secrets, not certificates: the audit never reads them

@@ -33,7 +33,7 @@ use super::{
     AuditConfig, AuditError, AuditedCert, CaRef, CertInfo, ChainStatus, Embedded, Encoding,
     Finding, FindingKind, Name, NameParts, State,
 };
-use crate::material::kubeconfig;
+use crate::material::{file, kubeconfig};
 use crate::pki::pem::{self, KeyFormat, Object, PrivateKey};
 
 /// A CA that certificates are checked against.
@@ -51,9 +51,11 @@ impl TrustedCa {
     /// Every CA certificate in a PEM or DER file. `name` names them (the store's CA
     /// directory); without it each is named by its CN.
     pub fn load(path: &Path, name: Option<&str>) -> Result<Vec<TrustedCa>, AuditError> {
-        let bytes = std::fs::read(path).map_err(|e| AuditError::BadCa {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+        let bytes = file::read_regular(path, file::MAX_FILE, file::Links::Follow).map_err(|e| {
+            AuditError::BadCa {
+                path: path.to_path_buf(),
+                reason: format!("it {e}"),
+            }
         })?;
         TrustedCa::parse(&bytes, path, name)
     }

@@ -22,6 +22,7 @@ use x509_parser::prelude::*;
 
 use super::refs::{self, RefKind, Reference, Usage};
 use super::tree::{DiskTree, TreeFiles};
+use crate::material::file::FileError;
 use crate::pki::pem::{self, Object, PrivateKey};
 use crate::pki::verify::issued_by;
 
@@ -174,6 +175,7 @@ fn load(tree: &dyn TreeFiles, r: &Reference) -> Loaded {
             }
             let bytes = match tree.read(&r.path) {
                 Ok(b) => b,
+                Err(FileError::Missing) => return Loaded::Missing,
                 Err(e) => return Loaded::Unreadable(e.to_string()),
             };
             match kind {
@@ -274,7 +276,7 @@ pub fn check_tree_with(
         .map(|(config, problem)| Finding {
             config: config.clone(),
             key: "(file)".into(),
-            problem: problem.clone(),
+            problem: problem.to_string(),
         })
         .collect();
     let refs = &scan.references;

@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 
 use super::daemons::{self, ConfigFormat, Daemon, Hosts, Names, DAEMONS};
 use super::tree::{DiskTree, TreeFiles};
+use crate::material::file::FileError;
 use crate::material::{kubeconfig, yaml};
 
 /// The daemon (or kind of file) a reference belongs to, by name. The daemons are
@@ -144,14 +145,26 @@ pub struct Reference {
 /// Why a config could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {path}: {source}")]
-    Io {
+    #[error("{} {source}", path.display())]
+    File {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
+    #[error("{} is not UTF-8 text", path.display())]
+    NotText { path: PathBuf },
     #[error("{config}: {message}")]
     Parse { config: PathBuf, message: String },
+}
+
+/// Why a config could not be read: the file itself, or what it says.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// Missing files are not problems of the scan: the reference naming them is.
+    #[error("{0}")]
+    File(FileError),
+    #[error("{0}")]
+    Parse(String),
 }
 
 /// Everything [`scan`] found: the references, and the configs it could not read.
@@ -159,7 +172,7 @@ pub enum ReadError {
 pub struct Scan {
     pub references: Vec<Reference>,
     /// `(config install path, what is wrong)`.
-    pub problems: Vec<(PathBuf, String)>,
+    pub problems: Vec<(PathBuf, ConfigProblem)>,
 }
 
 /// The file under `root` for an absolute install path (`/` + path for an installed node).
@@ -175,8 +188,11 @@ pub fn resolve(root: &Path, install_path: &Path) -> PathBuf {
 /// read or parsed; [`scan`] reports those and goes on.
 pub fn references(root: &Path) -> Result<Vec<Reference>, ReadError> {
     let s = scan(root);
-    if let Some((config, message)) = s.problems.into_iter().next() {
-        return Err(ReadError::Parse { config, message });
+    if let Some((config, problem)) = s.problems.into_iter().next() {
+        return Err(ReadError::Parse {
+            config,
+            message: problem.to_string(),
+        });
     }
     Ok(s.references)
 }
@@ -221,9 +237,9 @@ pub fn scan_tree_with(tree: &dyn TreeFiles, daemons: &[Daemon]) -> Scan {
             Ok(b) => Zeroizing::new(String::from_utf8_lossy(&b).into_owned()),
             // A followed config that is missing is reported by the checker through the
             // Config reference that named it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(FileError::Missing) => continue,
             Err(e) => {
-                scan.problems.push((config, format!("cannot read: {e}")));
+                scan.problems.push((config, ConfigProblem::File(e)));
                 continue;
             }
         };
@@ -248,7 +264,7 @@ pub fn scan_tree_with(tree: &dyn TreeFiles, daemons: &[Daemon]) -> Scan {
             }
         };
         if let Err(m) = r {
-            scan.problems.push((config, m));
+            scan.problems.push((config, ConfigProblem::Parse(m)));
         }
     }
     scan.references
@@ -267,17 +283,13 @@ pub fn embedded_key_tree(
     tree: &dyn TreeFiles,
     r: &Reference,
 ) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    let io = |source| ReadError::Io {
+    let bytes = tree.read(&r.config).map_err(|source| ReadError::File {
         path: tree.display(&r.config),
         source,
-    };
-    let bytes = tree.read(&r.config).map_err(io)?;
-    // As `fs::read_to_string` failed on a config that is not UTF-8 (`scan` reads lossily).
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        ))
+    })?;
+    // `scan` reads configs lossily; a key is read from UTF-8 text only.
+    let text = std::str::from_utf8(&bytes).map_err(|_| ReadError::NotText {
+        path: tree.display(&r.config),
     })?;
     let parse = |message: String| ReadError::Parse {
         config: r.config.clone(),
