@@ -237,3 +237,86 @@ fn fifos_and_links_to_dev_zero_are_refused_unread() {
         1,
     );
 }
+
+/// Certificates under two names, A and B, with two keys: every A is signed by B's key
+/// and every B by A's, and none carries a key identifier, so each is a verified issuer
+/// of every certificate of the other name. The in-file chain search had no memo: with a
+/// trusted CA given it tried every path up to its depth limit, for minutes.
+#[test]
+fn certificates_that_sign_each_other_in_a_cycle_are_settled_once() {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyPair};
+    let env = TestEnv::new();
+    let dn = |cn: &str| {
+        let mut d = DistinguishedName::new();
+        d.push(DnType::CommonName, cn);
+        d
+    };
+    let params = |cn: &str, serial: u64| {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = dn(cn);
+        p.serial_number = Some(serial.into());
+        p
+    };
+    let (ka, kb) = (KeyPair::generate().unwrap(), KeyPair::generate().unwrap());
+    let by_a = Issuer::new(params("cycle A", 0), &ka);
+    let by_b = Issuer::new(params("cycle B", 0), &kb);
+    let mut pem = String::new();
+    let mut serial = 1;
+    while pem.len() < 16 * 1024 {
+        pem.push_str(
+            &params("cycle A", serial)
+                .signed_by(&ka, &by_b)
+                .unwrap()
+                .pem(),
+        );
+        pem.push_str(
+            &params("cycle B", serial + 1)
+                .signed_by(&kb, &by_a)
+                .unwrap()
+                .pem(),
+        );
+        serial += 2;
+    }
+    assert!(
+        !pem.contains("MA0GA1UdDgQ") && serial > 30,
+        "no key identifiers, and enough certificates to blow up"
+    );
+    let bomb = env.path().join("cycle.pem");
+    write(&bomb, &pem);
+    // Some CA, so that chains are verified rather than linked by name.
+    let mut ca = CertificateParams::new(vec![]).unwrap();
+    ca.distinguished_name = dn("unrelated CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_file = env.path().join("ca.crt");
+    write(
+        &ca_file,
+        ca.self_signed(&KeyPair::generate().unwrap()).unwrap().pem(),
+    );
+
+    let run = kpki(
+        &env,
+        &[
+            "audit",
+            "--threads",
+            "2",
+            "--format",
+            "json",
+            "--ca",
+            ca_file.to_str().unwrap(),
+            bomb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    let j: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let certs = j["certificates"].as_array().unwrap();
+    let in_bomb: Vec<&serde_json::Value> = certs
+        .iter()
+        .filter(|c| c["path"] == bomb.to_str().unwrap())
+        .collect();
+    assert_eq!(in_bomb.len(), serial as usize - 1);
+    assert!(
+        in_bomb.iter().all(|c| c["chain"]["status"] == "untrusted"),
+        "none of them chains to the CA: {}",
+        run.stdout
+    );
+}

@@ -389,6 +389,8 @@ pub struct CertInfo {
     pub fingerprint: [u8; 32],
     /// The subjectPublicKey bits, for matching a private key.
     pub(crate) public_key: Vec<u8>,
+    /// The whole SubjectPublicKeyInfo (DER), for verifying what it signed.
+    pub(crate) spki: Vec<u8>,
     /// Subject and authority key identifiers, for linking a chain file's certificates.
     pub(crate) subject_key_id: Option<Vec<u8>>,
     pub(crate) authority_key_id: Option<Vec<u8>>,

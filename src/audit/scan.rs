@@ -14,11 +14,13 @@
 //! decode, a hash and a lookup, and every copy shares one [`CertInfo`].
 //!
 //! Chain checks happen here too, while the DER is at hand: each certificate is verified
-//! against the trusted CAs whose subject is its issuer (or, with none given, against an
-//! issuer later in the same file). Verifications are cached by (certificate, issuer)
-//! fingerprint for the whole run.
+//! against the trusted CAs whose subject is its issuer, or through an intermediate in the
+//! same file (or, with none given, linked to an issuer in the same file by name). Each
+//! certificate is settled once and tries a bounded number of issuers, so a file of
+//! certificates that sign each other in circles costs no more than any other file.
+//! Verifications are cached by (certificate, issuer) fingerprint for the whole run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -464,8 +466,8 @@ impl Scanner<'_, '_> {
             group.push((info, der));
         }
         let ctx = self.ctx;
-        for i in 0..group.len() {
-            let raw = chain(ctx, &group, i, 0);
+        let raws = chains(ctx, &group);
+        for (i, raw) in raws.into_iter().enumerate() {
             let info = Arc::clone(&group[i].0);
             let cert = AuditedCert {
                 path: Arc::clone(&out.path),
@@ -538,80 +540,130 @@ impl Scanner<'_, '_> {
             not_after: v.not_after.to_datetime(),
             fingerprint: fp,
             public_key: x.public_key().subject_public_key.data.to_vec(),
+            spki: x.public_key().raw.to_vec(),
             subject_key_id: ski,
             authority_key_id: aki,
         }
     }
 }
 
-/// The SubjectPublicKeyInfo of a certificate's DER.
-fn spki_of(der: &[u8]) -> Option<Vec<u8>> {
-    X509Certificate::from_der(der)
-        .ok()
-        .map(|(_, x)| x.public_key().raw.to_vec())
+/// In-file links followed from a certificate towards a trusted CA (intermediates
+/// shipped in a chain file).
+const MAX_IN_FILE_HOPS: usize = 4;
+/// Certificates of the same group tried as the issuer of one certificate.
+const MAX_IN_FILE_ISSUERS: usize = 8;
+
+/// Whether `issuer` may have issued `cert` by their key identifiers (when both have one).
+fn key_ids_match(cert: &CertInfo, issuer: &CertInfo) -> bool {
+    match (&cert.authority_key_id, &issuer.subject_key_id) {
+        (Some(aki), Some(ski)) => aki == ski,
+        _ => true,
+    }
 }
 
-/// Decides how certificate `i` of a group chains: to a trusted CA, or (with none given)
-/// to a certificate of the same group, following a few in-group links to reach a
-/// trusted CA (an intermediate shipped in the chain file).
-fn chain(
-    ctx: &Context<'_>,
-    group: &[(Arc<CertInfo>, Vec<u8>)],
-    i: usize,
-    depth: usize,
-) -> RawChain {
-    let (info, der) = &group[i];
-    let fp = &info.fingerprint;
-    if let Some(a) = ctx.trusted.iter().position(|t| t.fingerprint == *fp) {
-        return RawChain::Anchor(a);
+/// Decides how each certificate of a group (one file's sections, or one embedded value)
+/// chains: to a trusted CA, directly or through certificates of the same group (an
+/// intermediate shipped in a chain file, at most [`MAX_IN_FILE_HOPS`] links), or, with
+/// no trusted CA given, to an issuer of the same group by name and key identifier.
+///
+/// Trust spreads from the certificates the trusted CAs signed, breadth first: each
+/// certificate is settled once, and is tried against at most [`MAX_IN_FILE_ISSUERS`]
+/// certificates of the group, so the work is linear in the size of the group however
+/// its certificates name and sign each other (certificates that sign each other in a
+/// cycle are settled like any others).
+fn chains(ctx: &Context<'_>, group: &[(Arc<CertInfo>, Vec<u8>)]) -> Vec<RawChain> {
+    let n = group.len();
+    let mut by_subject: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (j, (info, _)) in group.iter().enumerate() {
+        by_subject.entry(&info.subject.raw).or_default().push(j);
     }
-    if info.self_signed() {
-        return if ctx.trusted.is_empty() {
-            RawChain::Unchecked
-        } else {
-            RawChain::ForeignRoot
-        };
+    if ctx.trusted.is_empty() {
+        // Without trust anchors a link is informational (which CA's expiry bounds this
+        // certificate), so issuer name and key identifier suffice; a signature check
+        // here would cost more than the rest of the audit.
+        return group
+            .iter()
+            .map(|(info, _)| {
+                if info.self_signed() {
+                    return RawChain::Unchecked;
+                }
+                by_subject
+                    .get(info.issuer.raw.as_slice())
+                    .into_iter()
+                    .flatten()
+                    .map(|&j| &group[j].0)
+                    .find(|ij| ij.fingerprint != info.fingerprint && key_ids_match(info, ij))
+                    .map_or(RawChain::Unchecked, |ij| RawChain::InFile(Arc::clone(ij)))
+            })
+            .collect();
     }
-    let issuer = &info.issuer.raw;
-    let mut bad = None;
-    for (a, t) in ctx.trusted.iter().enumerate() {
-        if t.subject_raw == *issuer {
-            if ctx.verify(der, fp, &t.spki, &t.fingerprint) {
-                return RawChain::Trusted(a);
-            }
-            bad.get_or_insert(a);
-        }
-    }
-    for (j, (ij, dj)) in group.iter().enumerate() {
-        if j == i || ij.fingerprint == *fp || ij.subject.raw != *issuer {
+    let mut settled: Vec<Option<RawChain>> = vec![None; n];
+    let mut bad: Vec<Option<usize>> = vec![None; n];
+    // Certificates that chain to trusted CA `a` in `hops` in-file links.
+    let mut queue: VecDeque<(usize, usize, usize)> = VecDeque::new();
+    for (i, (info, der)) in group.iter().enumerate() {
+        let fp = &info.fingerprint;
+        if let Some(a) = ctx.trusted.iter().position(|t| t.fingerprint == *fp) {
+            settled[i] = Some(RawChain::Anchor(a));
+            queue.push_back((i, a, 0));
             continue;
         }
-        if let (Some(aki), Some(ski)) = (&info.authority_key_id, &ij.subject_key_id) {
-            if aki != ski {
+        if info.self_signed() {
+            settled[i] = Some(RawChain::ForeignRoot);
+            continue;
+        }
+        for (a, t) in ctx.trusted.iter().enumerate() {
+            if t.subject_raw == info.issuer.raw {
+                if ctx.verify(der, fp, &t.spki, &t.fingerprint) {
+                    settled[i] = Some(RawChain::Trusted(a));
+                    queue.push_back((i, a, 0));
+                    break;
+                }
+                bad[i].get_or_insert(a);
+            }
+        }
+    }
+    // The unsettled certificates by issuer name, each tried a bounded number of times.
+    let mut by_issuer: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, (info, _)) in group.iter().enumerate() {
+        if settled[i].is_none() {
+            by_issuer.entry(&info.issuer.raw).or_default().push(i);
+        }
+    }
+    let mut tries = vec![0usize; n];
+    while let Some((j, a, hops)) = queue.pop_front() {
+        if hops >= MAX_IN_FILE_HOPS {
+            continue;
+        }
+        let issuer = &group[j].0;
+        let Some(waiting) = by_issuer.get_mut(issuer.subject.raw.as_slice()) else {
+            continue;
+        };
+        for &i in waiting.iter() {
+            let (info, der) = &group[i];
+            if settled[i].is_some() || info.fingerprint == issuer.fingerprint {
                 continue;
             }
-        }
-        if ctx.trusted.is_empty() {
-            // Without trust anchors this link is informational (which CA's expiry
-            // bounds this certificate), so issuer name and key identifier suffice; a
-            // signature check here would cost more than the rest of the audit.
-            return RawChain::InFile(Arc::clone(ij));
-        }
-        let Some(spki) = spki_of(dj) else { continue };
-        if !ctx.verify(der, fp, &spki, &ij.fingerprint) {
-            continue;
-        }
-        if depth < 4 {
-            if let RawChain::Trusted(a) | RawChain::Anchor(a) = chain(ctx, group, j, depth + 1) {
-                return RawChain::Trusted(a);
+            tries[i] += 1;
+            if key_ids_match(info, issuer)
+                && ctx.verify(der, &info.fingerprint, &issuer.spki, &issuer.fingerprint)
+            {
+                settled[i] = Some(RawChain::Trusted(a));
+                queue.push_back((i, a, hops + 1));
             }
         }
+        waiting.retain(|&i| settled[i].is_none() && tries[i] < MAX_IN_FILE_ISSUERS);
     }
-    match (bad, ctx.trusted.is_empty()) {
-        (Some(a), _) => RawChain::BadSignature(a),
-        (None, true) => RawChain::Unchecked,
-        (None, false) => RawChain::Untrusted,
-    }
+    settled
+        .into_iter()
+        .zip(bad)
+        .map(|(s, bad)| {
+            s.unwrap_or(match bad {
+                Some(a) => RawChain::BadSignature(a),
+                None => RawChain::Untrusted,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
@@ -786,6 +838,117 @@ mod tests {
             .scan(&mut out, b"\x00\x01 not a certificate");
             assert_eq!(out.findings.len(), usize::from(reported), "{name}");
         }
+    }
+
+    /// Certificates of one group, read the way `ders` reads them.
+    fn group(scanner: &mut Scanner<'_, '_>, pems: &[String]) -> Vec<(Arc<CertInfo>, Vec<u8>)> {
+        pems.iter()
+            .map(|p| {
+                let der = match &pem::sections(p.as_bytes()).0[..] {
+                    [Object::Certificate(d)] => d.clone(),
+                    other => panic!("{other:?}"),
+                };
+                let (_, x) = X509Certificate::from_der(&der).unwrap();
+                let info = Arc::new(scanner.info(&x, sha256(&der)));
+                (info, der)
+            })
+            .collect()
+    }
+
+    fn params(cn: &str, ca: bool) -> rcgen::CertificateParams {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if ca {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        p
+    }
+
+    #[test]
+    fn trust_reaches_a_leaf_through_an_intermediate_in_the_same_file() {
+        let root_key = rcgen::KeyPair::generate().unwrap();
+        let root = params("root", true).self_signed(&root_key).unwrap();
+        let root_issuer = rcgen::Issuer::new(params("root", true), &root_key);
+        let mid_key = rcgen::KeyPair::generate().unwrap();
+        let mid = params("mid", true)
+            .signed_by(&mid_key, &root_issuer)
+            .unwrap();
+        let mid_issuer = rcgen::Issuer::new(params("mid", true), &mid_key);
+        let leaf = params("leaf", false)
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &mid_issuer)
+            .unwrap();
+        let mut cfg = config();
+        cfg.trusted = TrustedCa::parse(root.pem().as_bytes(), Path::new("root.crt"), None).unwrap();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        let mut scanner = Scanner {
+            ctx: &ctx,
+            cache: &mut cache,
+        };
+        let g = group(&mut scanner, &[leaf.pem(), mid.pem()]);
+        let raws = chains(&ctx, &g);
+        assert!(matches!(raws[0], RawChain::Trusted(0)), "{:?}", raws[0]);
+        assert!(matches!(raws[1], RawChain::Trusted(0)), "{:?}", raws[1]);
+        // Without the intermediate, the leaf is nobody's.
+        let raws = chains(&ctx, &g[..1]);
+        assert!(matches!(raws[0], RawChain::Untrusted), "{:?}", raws[0]);
+    }
+
+    /// Two names, two keys, each certificate signed by the other name's key, no key
+    /// identifiers: every certificate of one name is a verified issuer of every one of
+    /// the other. Each is settled once, with a bounded number of signature checks.
+    #[test]
+    fn a_cycle_of_cross_signed_certificates_costs_linear_work() {
+        let (ka, kb) = (
+            rcgen::KeyPair::generate().unwrap(),
+            rcgen::KeyPair::generate().unwrap(),
+        );
+        let by_a = rcgen::Issuer::new(params("A", false), &ka);
+        let by_b = rcgen::Issuer::new(params("B", false), &kb);
+        let mut pems = Vec::new();
+        for serial in 0..30u64 {
+            let mut a = params("A", false);
+            a.serial_number = Some((2 * serial + 1).into());
+            pems.push(a.signed_by(&ka, &by_b).unwrap().pem());
+            let mut b = params("B", false);
+            b.serial_number = Some((2 * serial + 2).into());
+            pems.push(b.signed_by(&kb, &by_a).unwrap().pem());
+        }
+        let other = params("other CA", true)
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let mut cfg = config();
+        cfg.trusted = TrustedCa::parse(other.pem().as_bytes(), Path::new("ca.crt"), None).unwrap();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        let mut scanner = Scanner {
+            ctx: &ctx,
+            cache: &mut cache,
+        };
+        let g = group(&mut scanner, &pems);
+        let raws = chains(&ctx, &g);
+        assert!(raws.iter().all(|r| matches!(r, RawChain::Untrusted)));
+        let checks = ctx.verified.lock().unwrap().len();
+        assert!(
+            checks <= MAX_IN_FILE_ISSUERS * g.len(),
+            "{checks} signature checks"
+        );
+
+        // With the key of A trusted, trust spreads around the cycle within the bound.
+        let a_ca = params("A", true).self_signed(&ka).unwrap();
+        let mut cfg = config();
+        cfg.trusted = TrustedCa::parse(a_ca.pem().as_bytes(), Path::new("a.crt"), None).unwrap();
+        let ctx = Context::new(&cfg);
+        let raws = chains(&ctx, &g);
+        assert!(
+            raws.iter().all(|r| matches!(r, RawChain::Trusted(0))),
+            "{raws:?}"
+        );
+        let checks = ctx.verified.lock().unwrap().len();
+        assert!(
+            checks <= (MAX_IN_FILE_ISSUERS + 1) * g.len(),
+            "{checks} signature checks"
+        );
     }
 
     #[test]
