@@ -238,6 +238,46 @@ fn fifos_and_links_to_dev_zero_are_refused_unread() {
     );
 }
 
+/// A symbolic link to /proc or /sys inside an audited tree was walked (only the literal
+/// paths /proc and /sys were skipped): minutes of reading the kernel's files. Pseudo file
+/// systems are now told by their type; the certificate beside the links is still read.
+#[test]
+fn links_to_proc_and_sys_inside_a_tree_are_not_walked() {
+    let env = TestEnv::new();
+    let tree = env.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/proc", tree.join("proc")).unwrap();
+    std::os::unix::fs::symlink("/sys", tree.join("etc/sys")).unwrap();
+    std::os::unix::fs::symlink("/proc/self", tree.join("self")).unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["ca.example".into()])
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    write(&tree.join("etc/ca.crt"), ca.pem());
+    let tree_s = tree.to_str().unwrap();
+    let run = kpki(
+        &env,
+        &["audit", "--threads", "2", "--format", "json", tree_s],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let j: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(j["summary"]["certificates"], 1, "{}", run.all());
+    assert_eq!(j["findings"], serde_json::json!([]), "{}", run.all());
+
+    // Named as a root, a pseudo file system is a warning, not a walk.
+    let run = kpki(
+        &env,
+        &["audit", "--threads", "2", &format!("{tree_s}/proc")],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    line_names(
+        &run,
+        &run.stdout,
+        "/proc",
+        &["is on proc, a pseudo file system"],
+    );
+}
+
 /// Certificates under two names, A and B, with two keys: every A is signed by B's key
 /// and every B by A's, and none carries a key identifier, so each is a verified issuer
 /// of every certificate of the other name. The in-file chain search had no memo: with a

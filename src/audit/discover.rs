@@ -8,7 +8,9 @@
 //!
 //! Symbolic links are followed, but never in circles: a link to a directory is not
 //! followed when the directory is its own ancestor (a loop, reported) or lies inside a
-//! walked root anyway (it is audited under its real path). Every error about one entry
+//! walked root anyway (it is audited under its real path). The kernel's pseudo file
+//! systems (proc, sysfs, debugfs, cgroup, …) are told by their `statfs` type, wherever
+//! they are mounted or a link leads, and never walked. Every error about one entry
 //! (unreadable, vanished, a loop, a dangling link, a FIFO named like a certificate)
 //! becomes a finding and the walk goes on.
 
@@ -312,8 +314,16 @@ impl Worker<'_> {
     }
 
     fn list(&mut self, dir: &Path, depth: usize) {
-        // Pseudo file systems hold no certificates and never end.
-        if depth > 0 && matches!(dir.to_str(), Some("/proc" | "/sys" | "/dev")) {
+        // Pseudo file systems (proc, sysfs, …) hold no certificates and some never end:
+        // told by their type, wherever they are mounted or a link leads.
+        if let Some(fs) = material_file::pseudo_fs(dir) {
+            if depth == 0 {
+                self.finding(
+                    dir,
+                    FindingKind::Unreadable,
+                    format!("is on {fs}, a pseudo file system that holds no certificates; not walked: name the directories that hold them"),
+                );
+            }
             return;
         }
         let entries = match fs::read_dir(dir) {
