@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod encryption;
 pub mod error;
+pub mod finding;
 pub mod inventory;
 pub mod issue;
 pub mod material;
