@@ -504,12 +504,12 @@ pub struct Root {
     pub extra: bool,
 }
 
-/// A file a daemon config references (`--configs`), audited without walking.
+/// A file a daemon config references (`--configs`), audited without walking. The
+/// config verifier has judged it already ([`configs`]); the audit adds its certificates'
+/// states and what the store, the inventory and the profiles say of them.
 #[derive(Clone, Debug)]
 pub struct Referenced {
     pub path: PathBuf,
-    /// Who references it, for the "missing" finding: `etc/etcd/etcd.conf (ETCD_CERT_FILE)`.
-    pub by: String,
 }
 
 /// What to audit and how.
@@ -530,7 +530,8 @@ pub struct AuditConfig {
     pub threads: usize,
     /// The `--configs` tree the referenced files come from, reported as a source.
     pub configs: Option<PathBuf>,
-    /// Findings made before the walk (configs that could not be read).
+    /// Findings made before the walk: the config verifier's, for a `--configs` tree.
+    /// They speak for the files they are about (see `evaluate`).
     pub findings: Vec<Finding>,
 }
 

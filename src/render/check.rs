@@ -340,7 +340,14 @@ pub fn verify(tree: &dyn TreeFiles, scan: &Scan, now: OffsetDateTime) -> Vec<Fin
                 findings.push(find(
                     r,
                     FindingKind::KeyMode,
-                    format!("{what} is readable by group or others (mode {m:04o})"),
+                    format!(
+                        "{what} is readable by group or others (mode {m:04o}); chmod 600 {}",
+                        if r.kind == RefKind::EmbeddedKey {
+                            r.config.display()
+                        } else {
+                            r.path.display()
+                        }
+                    ),
                 ));
             }
             (RefKind::EncryptionConfig, Loaded::Encryption { mode, problems }) => {
@@ -349,8 +356,9 @@ pub fn verify(tree: &dyn TreeFiles, scan: &Scan, now: OffsetDateTime) -> Vec<Fin
                         r,
                         FindingKind::KeyMode,
                         format!(
-                            "{} holds encryption keys and is readable by group or others (mode {mode:04o})",
-                            shown(r)
+                            "{} holds encryption keys and is readable by group or others (mode {mode:04o}); chmod 600 {}",
+                            shown(r),
+                            r.path.display()
                         ),
                     ));
                 }
