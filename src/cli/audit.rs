@@ -42,7 +42,10 @@ What is checked:
   the profile requires, signed by the profile's CA, with the store's CA in CA files.
   Across the run: days on which many certificates expire (--cliff), with the dates.
   Unreadable files, FIFOs, files that vanish, garbage, truncated PEM and symlink loops
-  are findings; the audit never stops on one file.
+  are findings; the audit never stops on one file. Work on hostile files is bounded:
+  only regular files up to 8 MiB are read, YAML whose aliases would expand past a small
+  budget is refused, certificates that sign each other in circles are settled once
+  each, and pseudo file systems (/proc, /sys, ...) are not walked, wherever a link leads.
   --quiet prints only problems: certificates that are not ok, warning and error findings,
   no summary line (nothing at all when all is well).
   --now RFC3339 (not listed above) evaluates at another time than now: for tests, and
