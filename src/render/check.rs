@@ -12,7 +12,7 @@
 //! Nothing here prints.
 //!
 //! [`check`] reads a tree on disk; [`check_tree`] any [`TreeFiles`], so a tree still in
-//! memory gets the same verdict before anything is written. [`verify`] judges a scan
+//! memory gets the same verdict before anything is written. [`verify()`] judges a scan
 //! already made: `audit --configs` runs it on the trees it audits.
 
 use std::collections::BTreeMap;
