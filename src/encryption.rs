@@ -16,7 +16,9 @@ use std::str::FromStr;
 
 use base64::Engine;
 use ring::rand::SecureRandom;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
+
+use crate::material::yaml::YamlError;
 use zeroize::Zeroizing;
 
 use crate::pki::PkiError;
@@ -204,9 +206,10 @@ pub fn keys_from_store(
 /// file's name ("… holds no secretbox or aescbc key"). Empty when kube-apiserver would
 /// take it and it encrypts Secrets with a local key.
 pub fn problems(text: &str) -> Vec<String> {
-    let docs = match YamlLoader::load_from_str(text) {
+    let docs = match crate::material::yaml::load(text) {
         Ok(d) => d,
-        Err(e) => return vec![format!("is not valid YAML: {e}")],
+        Err(YamlError::Syntax(e)) => return vec![format!("is not valid YAML: {e}")],
+        Err(e) => return vec![format!("is refused: {e}")],
     };
     let Some(doc) = docs.first() else {
         return vec!["is empty".into()];
@@ -330,7 +333,7 @@ mod tests {
         );
         let text = std::str::from_utf8(&text).unwrap();
         assert!(problems(text).is_empty(), "{:?}", problems(text));
-        let doc = &YamlLoader::load_from_str(text).unwrap()[0];
+        let doc = &yaml_rust2::YamlLoader::load_from_str(text).unwrap()[0];
         let providers = doc["resources"][0]["providers"].as_vec().unwrap();
         assert_eq!(providers.len(), 2);
         let keys = providers[0]["secretbox"]["keys"].as_vec().unwrap();
@@ -343,7 +346,7 @@ mod tests {
             &[key(Provider::Aescbc, 3, 3), key(Provider::Secretbox, 2, 2)],
         );
         let mixed = std::str::from_utf8(&mixed).unwrap();
-        let doc = &YamlLoader::load_from_str(mixed).unwrap()[0];
+        let doc = &yaml_rust2::YamlLoader::load_from_str(mixed).unwrap()[0];
         let providers = doc["resources"][0]["providers"].as_vec().unwrap();
         assert_eq!(providers.len(), 3);
         assert_eq!(

@@ -342,10 +342,7 @@ pub fn issue(
             }
             None => {
                 let record = key_record(&plan, &reason, pki::fingerprint(&spki), opts.now);
-                let public = ::pem::encode_config(
-                    &::pem::Pem::new("PUBLIC KEY", spki.clone()),
-                    ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
-                );
+                let public = pem::encode("PUBLIC KEY", &spki);
                 (None, None, Some(public), record)
             }
         };

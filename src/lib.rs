@@ -3,6 +3,10 @@
 //! Data flows one way: the [`inventory`] and the [`profile`]s make [`plan`]s; [`issue`]
 //! turns plans into keys and certificates with [`pki`] (and secrets with [`encryption`])
 //! and keeps them in the [`store`].
+//! What comes back from disk (the store's files, staged trees, installed nodes) is read
+//! through one reader: [`pki::pem`] for certificates and keys, [`material`] for files,
+//! YAML and kubeconfigs kpki did not write; `render --check` and the [`audit`] judge it
+//! with one verifier and report the same [`finding::Finding`]s.
 //! The [`cli`] layer only describes arguments; [`commands`] is the one place that reads
 //! the environment, the clock and the terminal, and prints. Nothing below `commands`
 //! imports clap or prints.
@@ -14,8 +18,10 @@ pub mod commands;
 pub mod distribute;
 pub mod encryption;
 pub mod error;
+pub mod finding;
 pub mod inventory;
 pub mod issue;
+pub mod material;
 pub mod pki;
 pub mod plan;
 pub mod profile;

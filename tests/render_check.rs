@@ -5,11 +5,12 @@
 //! problem is one line naming the config, the key and what is wrong; exit status 2.
 //! The same trees, loaded into memory, get exactly the same findings from `check_tree`
 //! as from `check` on disk, so a tree can be judged before it is written. And `audit
-//! --configs`, reading the same tree through the same config reader, fails on the same
-//! planted problems and names the same certificate and key files.
+//! --configs`, reading the same tree through the same config reader and verifier, reports
+//! each problem `render --check` prints, and no other from the configs.
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use support::TestEnv;
@@ -420,8 +421,25 @@ fn pki_files_named(text: &str, root: &Path) -> std::collections::BTreeSet<String
         .collect()
 }
 
-/// `render --check` and `audit --configs` read a tree through the same config reader: on
-/// the same planted problems, both fail, and both name the same certificate and key files.
+/// The problems of a `render --check` report: (config, key, problem) per line.
+fn check_problems(text: &str, root: &Path) -> BTreeSet<(String, String, String)> {
+    let prefix = format!("{}: ", root.display());
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|l| {
+            let (config, rest) = l.split_once(": ").unwrap();
+            let (key, problem) = rest.split_once(": ").unwrap();
+            (config.to_owned(), key.to_owned(), problem.to_owned())
+        })
+        .collect()
+}
+
+/// `render --check` and `audit --configs` run the same verifier over the same config
+/// reader: on each planted problem both fail, every problem `render --check` prints is an
+/// audit finding naming the same config and key with the same text, the audit has no
+/// finding from the configs that `render --check` lacks, and both name the same
+/// certificate and key files. The cases cover each reader they share: PEM and keys,
+/// kubeconfig YAML, and files that are not regular or not sane.
 #[test]
 fn render_check_and_audit_configs_find_the_same_problems() {
     use std::os::unix::fs::PermissionsExt;
@@ -444,42 +462,102 @@ fn render_check_and_audit_configs_find_the_same_problems() {
         let d = out.join("worker01/etc/kubernetes/ssl");
         (d.join("kube-proxy.crt"), d.join("kube-proxy.key"))
     };
+    let ssl = |r: &Path, f: &str| r.join("etc/kubernetes/ssl").join(f);
     type Plant = Box<dyn Fn(&Path)>;
-    let cases: Vec<(&str, Plant)> = vec![
+    // (case, what to plant, the audit's exit status: 1 when its findings only warn)
+    let cases: Vec<(&str, Plant, i32)> = vec![
         (
             "missing",
             Box::new(|r: &Path| {
                 std::fs::remove_file(r.join("etc/ssl/etcd/etcd-client.crt")).unwrap()
             }),
+            2,
         ),
         (
             "mismatch",
-            Box::new(|r: &Path| {
-                replace(
-                    &r.join("etc/kubernetes/ssl/kubelet.key"),
-                    &r.join("etc/kubernetes/ssl/kube-proxy.key"),
-                )
-            }),
+            Box::new(move |r: &Path| replace(&ssl(r, "kubelet.key"), &ssl(r, "kube-proxy.key"))),
+            2,
         ),
         (
             "mode",
-            Box::new(|r: &Path| {
+            Box::new(move |r: &Path| {
                 std::fs::set_permissions(
-                    r.join("etc/kubernetes/ssl/kube-proxy.key"),
+                    ssl(r, "kube-proxy.key"),
                     std::fs::Permissions::from_mode(0o644),
                 )
                 .unwrap()
             }),
+            2,
         ),
         (
             "foreign",
             Box::new(move |r: &Path| {
-                replace(&r.join("etc/kubernetes/ssl/kube-proxy.crt"), &foreign_cert);
-                replace(&r.join("etc/kubernetes/ssl/kube-proxy.key"), &foreign_key);
+                replace(&ssl(r, "kube-proxy.crt"), &foreign_cert);
+                replace(&ssl(r, "kube-proxy.key"), &foreign_key);
             }),
+            2,
+        ),
+        (
+            "truncated",
+            Box::new(move |r: &Path| {
+                let pem = std::fs::read(ssl(r, "kubelet.crt")).unwrap();
+                std::fs::write(ssl(r, "kubelet.crt"), &pem[..pem.len() / 2]).unwrap();
+            }),
+            2,
+        ),
+        (
+            "leaf-as-ca",
+            Box::new(move |r: &Path| replace(&ssl(r, "ca.crt"), &ssl(r, "kubelet-serving.crt"))),
+            2,
+        ),
+        (
+            "bad-base64",
+            Box::new(|r: &Path| {
+                std::fs::write(
+                    r.join("etc/kubernetes/kube-proxy.kubeconfig"),
+                    "apiVersion: v1\nkind: Config\nusers:\n- name: p\n  user:\n    client-certificate-data: \"!!!\"\n",
+                )
+                .unwrap()
+            }),
+            2,
+        ),
+        (
+            "fifo",
+            Box::new(|r: &Path| {
+                let k = r.join("etc/kubernetes/kubelet.kubeconfig");
+                std::fs::remove_file(&k).unwrap();
+                let o = std::process::Command::new("mkfifo")
+                    .arg(&k)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success());
+            }),
+            1,
+        ),
+        (
+            "dev-zero",
+            Box::new(move |r: &Path| {
+                std::fs::remove_file(ssl(r, "kube-proxy.crt")).unwrap();
+                std::os::unix::fs::symlink("/dev/zero", ssl(r, "kube-proxy.crt")).unwrap();
+            }),
+            1,
+        ),
+        (
+            "alias-bomb",
+            Box::new(|r: &Path| {
+                let mut y = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+                for (c, p) in ('b'..='i').zip('a'..) {
+                    y.push_str(&format!(
+                        "{c}: &{c} [{}]\n",
+                        vec![format!("*{p}"); 9].join(", ")
+                    ));
+                }
+                std::fs::write(r.join("etc/kubernetes/kubelet.kubeconfig"), y).unwrap();
+            }),
+            2,
         ),
     ];
-    for (case, plant) in cases {
+    for (case, plant, audit_code) in cases {
         let root = s.copy("worker01", &format!("same-{case}"));
         plant(&root);
         let (code, check) = s.check(&root);
@@ -490,28 +568,76 @@ fn render_check_and_audit_configs_find_the_same_problems() {
             root.to_str().unwrap(),
             "--node",
             "worker01",
+            "--format",
+            "json",
         ]);
-        let audit = String::from_utf8_lossy(&o.stdout).into_owned();
+        let audit: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{case}: {e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let findings = audit["findings"].as_array().unwrap();
+        let shown = serde_json::to_string_pretty(findings).unwrap();
         assert_eq!(
             o.status.code(),
-            Some(2),
-            "{case}: audit --configs:\n{audit}"
+            Some(audit_code),
+            "{case}: audit --configs:\n{shown}"
         );
-        // The FINDINGS block, up to the blank line before the summary.
-        let findings: String = audit
-            .lines()
-            .skip_while(|l| *l != "FINDINGS")
-            .take_while(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join("\n");
+        // The verifier's findings, by (config, key): the message ends with the problem.
+        let verified: Vec<(String, String, &str)> = findings
+            .iter()
+            .flat_map(|f| {
+                let message = f["message"].as_str().unwrap();
+                f["named_by"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |n| {
+                        (
+                            n["config"].as_str().unwrap().to_owned(),
+                            n["key"].as_str().unwrap().to_owned(),
+                            message,
+                        )
+                    })
+            })
+            .collect();
+        let problems = check_problems(&check, &root);
+        assert!(!problems.is_empty(), "{case}: {check}");
+        for (config, key, problem) in &problems {
+            assert!(
+                verified
+                    .iter()
+                    .any(|(c, k, m)| c == config && k == key && m.ends_with(problem.as_str())),
+                "{case}: the audit lacks {config}: {key}: {problem}\n{shown}"
+            );
+        }
+        for (config, key, message) in &verified {
+            assert!(
+                problems
+                    .iter()
+                    .any(|(c, k, p)| c == config && k == key && message.ends_with(p.as_str())),
+                "{case}: render --check lacks {config}: {key}: {message}\n{check}"
+            );
+        }
+        // One finding per file and kind: the walk does not repeat what the verifier said.
+        let mut seen = BTreeSet::new();
+        for f in findings {
+            assert!(
+                seen.insert((f["path"].to_string(), f["kind"].to_string())),
+                "{case}: two {} findings about {}:\n{shown}",
+                f["kind"],
+                f["path"]
+            );
+        }
+        // And the certificate and key files both name, in all their findings.
+        let audit_text: String = findings
+            .iter()
+            .map(|f| format!("{}: {}\n", f["path"].as_str().unwrap_or(""), f["message"]))
+            .collect();
         let (a, b) = (
             pki_files_named(&check, &root),
-            pki_files_named(&findings, &root),
+            pki_files_named(&audit_text, &root),
         );
-        assert!(!a.is_empty(), "{case}: {check}");
         assert_eq!(
             a, b,
-            "{case}:\nrender --check:\n{check}\naudit --configs:\n{findings}"
+            "{case}:\nrender --check:\n{check}\naudit --configs:\n{shown}"
         );
     }
 }

@@ -4,17 +4,24 @@
 //!
 //! The configs are read by [`crate::render::refs`], the reader `kpki render --check`
 //! uses (systemd units and drop-ins, static pods, kubeconfigs, the KubeletConfiguration,
-//! etcd's and flanneld's `options.env`). TREE is one node's root (`/` on the node, or
+//! etcd's and flanneld's `options.env`), and what they reference is judged by its
+//! verifier ([`crate::render::check::verify`]): the audit reports the same problems as
+//! `render --check`, each naming the configs and keys. TREE is one node's root (`/` on the node, or
 //! `DIR/<node>` staged by `kpki apply`), or a staged tree holding one directory per node.
 //! The CA files the configs name become trusted CAs, so every referenced certificate is
 //! checked against the CAs its daemons actually use.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
 
 use super::{AuditError, Finding, FindingKind, Referenced, TrustedCa};
 use crate::inventory::Inventory;
+use crate::render::check;
 use crate::render::refs::{self, RefKind};
+use crate::render::tree::DiskTree;
 
 /// One node root under the tree, and the inventory node it is, when known.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +39,7 @@ pub struct Configs {
     pub referenced: Vec<Referenced>,
     /// The CA files and embedded CAs the configs name.
     pub trusted: Vec<TrustedCa>,
-    /// Configs that could not be read or parsed.
+    /// What the verifier found (the findings `render --check` makes), on disk.
     pub findings: Vec<Finding>,
 }
 
@@ -69,12 +76,57 @@ fn node_roots(tree: &Path, inv: Option<&Inventory>) -> Vec<NodeRoot> {
         .collect()
 }
 
-/// Reads the configs under `tree`. `node` names the node when `tree` is one node's root
-/// whose name says nothing (such as `/`).
+/// The verifier's findings about one node root, on disk: paths under the root, and
+/// the configs and keys that name each file in the message. Findings about the same file
+/// with the same problem (a file several settings name) become one, naming them all.
+fn on_disk(found: Vec<Finding>, root: &NodeRoot) -> Vec<Finding> {
+    let label = |config: &Path| match &root.node {
+        Some(n) => format!("{n}:{}", config.display()),
+        None => config.display().to_string(),
+    };
+    let mut merged: BTreeMap<(PathBuf, FindingKind, String), Finding> = BTreeMap::new();
+    for f in found {
+        let path = refs::resolve(&root.root, f.path.as_deref().unwrap_or(Path::new("/")));
+        match merged.entry((path, f.kind, f.message.clone())) {
+            Entry::Occupied(mut e) => e.get_mut().named_by.extend(f.named_by),
+            Entry::Vacant(e) => {
+                let mut f = f;
+                f.path = Some(e.key().0.clone());
+                e.insert(f);
+            }
+        }
+    }
+    merged
+        .into_values()
+        .map(|mut f| {
+            f.named_by.sort();
+            f.named_by.dedup();
+            // A config that cannot be read is the finding's own path: its problem says all.
+            if !f.named_by.iter().all(|n| n.key == "(file)") {
+                let mut by: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+                for n in &f.named_by {
+                    by.entry(&n.config).or_default().push(&n.key);
+                }
+                let by: Vec<String> = by
+                    .into_iter()
+                    .map(|(config, keys)| format!("{} ({})", label(config), keys.join(", ")))
+                    .collect();
+                f.message = format!("{}: {}", by.join("; "), f.message);
+            }
+            f
+        })
+        .collect()
+}
+
+/// Reads the configs under `tree` and verifies what they reference at `now`, as
+/// `render --check` does ([`check::verify`], keys that stay on their node excepted).
+/// `node` names the node when `tree` is one node's root whose name says nothing (such
+/// as `/`).
 pub fn read(
     tree: &Path,
     node: Option<&str>,
     inv: Option<&Inventory>,
+    now: OffsetDateTime,
 ) -> Result<Configs, AuditError> {
     if !tree.is_dir() {
         return Err(AuditError::Configs {
@@ -87,29 +139,20 @@ pub fn read(
         one.node = Some(n.to_owned());
     }
     let mut out = Configs::default();
-    let mut referenced: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut referenced: BTreeSet<PathBuf> = BTreeSet::new();
     let mut ca_files: Vec<PathBuf> = Vec::new();
     for r in &roots {
         let scan = refs::scan(&r.root);
-        let label = |config: &Path| match &r.node {
-            Some(n) => format!("{n}:{}", config.display()),
-            None => config.display().to_string(),
-        };
-        for (config, problem) in scan.problems {
-            out.findings.push(Finding::new(
-                Some(&refs::resolve(&r.root, &config)),
-                FindingKind::Unparsable,
-                format!("cannot read this config: {problem}"),
-            ));
-        }
+        let found = check::verify(&DiskTree::new(&r.root), &scan, now);
+        let found = check::on_node_present(found, &crate::stage::on_node_paths(&r.root));
+        out.findings.extend(on_disk(found, r));
         for reference in scan.references {
-            // Keys that encrypt Secrets, not certificates: the audit never reads them
-            // (`render --check` checks the file).
+            // Keys that encrypt Secrets, not certificates: the audit does not read them
+            // (the verifier has checked the file).
             if reference.kind == RefKind::EncryptionConfig {
                 continue;
             }
             let file = refs::resolve(&r.root, &reference.path);
-            let by = format!("{} ({})", label(&reference.config), reference.key);
             match &reference.kind {
                 RefKind::Ca => ca_files.push(file.clone()),
                 RefKind::EmbeddedCa(pem) => {
@@ -119,13 +162,13 @@ pub fn read(
                 }
                 _ => {}
             }
-            referenced.entry(file).or_insert(by);
+            referenced.insert(file);
         }
     }
     ca_files.sort();
     ca_files.dedup();
     for f in ca_files {
-        // A missing or broken CA file is reported by the audit of the file itself.
+        // A missing or broken CA file is a finding of the verifier.
         if let Ok(cas) = TrustedCa::load(&f, None) {
             out.trusted.extend(cas);
         }
@@ -140,7 +183,7 @@ pub fn read(
     }
     out.referenced = referenced
         .into_iter()
-        .map(|(path, by)| Referenced { path, by })
+        .map(|path| Referenced { path })
         .collect();
     out.roots = roots;
     Ok(out)

@@ -8,22 +8,23 @@
 //!
 //! Symbolic links are followed, but never in circles: a link to a directory is not
 //! followed when the directory is its own ancestor (a loop, reported) or lies inside a
-//! walked root anyway (it is audited under its real path). Every error about one entry
+//! walked root anyway (it is audited under its real path). The kernel's pseudo file
+//! systems (proc, sysfs, debugfs, cgroup, …) are told by their `statfs` type, wherever
+//! they are mounted or a link leads, and never walked. Every error about one entry
 //! (unreadable, vanished, a loop, a dangling link, a FIFO named like a certificate)
 //! becomes a finding and the walk goes on.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::scan::{self, Cache, Context, FileScan, RawChain, Scanner};
 use super::{AuditConfig, AuditedCert, Finding, FindingKind, Source};
+use crate::material::file::{self as material_file, MAX_FILE};
 
-/// Files larger than this are not certificates; they are not read.
-const MAX_FILE: u64 = 8 * 1024 * 1024;
 /// How many files one queue item carries.
 const BATCH: usize = 64;
 /// How deep symlinked directories may nest, a last guard against pathological trees.
@@ -83,17 +84,6 @@ impl Seen {
         );
     }
 }
-
-// Opening with O_NONBLOCK means a FIFO that took a file's place between listing and
-// opening cannot block the worker; for regular files the flag does nothing.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const O_NONBLOCK: i32 = 0x0004;
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const ELOOP: i32 = 40;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const ELOOP: i32 = 62;
 
 /// What the walk found.
 pub(crate) struct Walked {
@@ -234,15 +224,10 @@ pub(crate) fn walk(cfg: &AuditConfig) -> Walked {
             up: true,
         });
     }
-    // Referenced files: read as named; a missing one is reported against its config.
+    // Referenced files: read as named. A missing one is the config verifier's finding.
     for r in &cfg.referenced {
-        match fs::symlink_metadata(&r.path) {
-            Ok(_) => named.push((r.path.clone(), Entry::Named)),
-            Err(e) => findings.push(Finding::new(
-                Some(&r.path),
-                FindingKind::Missing,
-                format!("referenced by {} but {}", r.by, plain(&e)),
-            )),
+        if fs::symlink_metadata(&r.path).is_ok() {
+            named.push((r.path.clone(), Entry::Named));
         }
     }
     for chunk in named.chunks(BATCH) {
@@ -315,7 +300,7 @@ fn plain(e: &io::Error) -> String {
 }
 
 fn is_loop(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(ELOOP)
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 impl Worker<'_> {
@@ -324,8 +309,16 @@ impl Worker<'_> {
     }
 
     fn list(&mut self, dir: &Path, depth: usize) {
-        // Pseudo file systems hold no certificates and never end.
-        if depth > 0 && matches!(dir.to_str(), Some("/proc" | "/sys" | "/dev")) {
+        // Pseudo file systems (proc, sysfs, …) hold no certificates and some never end:
+        // told by their type, wherever they are mounted or a link leads.
+        if let Some(fs) = material_file::pseudo_fs(dir) {
+            if depth == 0 {
+                self.finding(
+                    dir,
+                    FindingKind::Unreadable,
+                    format!("is on {fs}, a pseudo file system that holds no certificates; not walked: name the directories that hold them"),
+                );
+            }
             return;
         }
         let entries = match fs::read_dir(dir) {
@@ -395,15 +388,7 @@ impl Worker<'_> {
         if !scan::named_like_cert(path) {
             return;
         }
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_block_device() || ft.is_char_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        };
+        let what = material_file::kind_of(ft);
         self.finding(
             path,
             FindingKind::Unreadable,
@@ -461,7 +446,9 @@ impl Worker<'_> {
                 }
             }
         }
-        self.read(path);
+        // A file listed as regular is opened without following a link: one there now
+        // took its place after the listing.
+        self.read(path, entry == Entry::File);
     }
 
     /// A symbolic link to a directory, met during the walk.
@@ -511,10 +498,16 @@ impl Worker<'_> {
     /// Three system calls for the usual small file: open, one read into the reused
     /// buffer (a short read is the end of a regular file), close. The file's metadata
     /// is read only when it is large, or when it holds a private key (for its mode).
-    fn read(&mut self, path: PathBuf) {
+    fn read(&mut self, path: PathBuf, listed_regular: bool) {
+        // O_NONBLOCK: a FIFO that took a file's place cannot block the worker (for regular
+        // files the flag does nothing).
+        let mut flags = rustix::fs::OFlags::NONBLOCK;
+        if listed_regular {
+            flags |= rustix::fs::OFlags::NOFOLLOW;
+        }
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(O_NONBLOCK)
+            .custom_flags(flags.bits() as i32)
             .open(&path);
         let mut file: File = match file {
             Ok(f) => f,
@@ -523,6 +516,14 @@ impl Worker<'_> {
                     &path,
                     FindingKind::Vanished,
                     "disappeared during the audit".into(),
+                );
+                return;
+            }
+            Err(e) if listed_regular && is_loop(&e) => {
+                self.finding(
+                    &path,
+                    FindingKind::Vanished,
+                    "replaced by a symbolic link during the audit; not followed".into(),
                 );
                 return;
             }

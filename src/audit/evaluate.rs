@@ -113,6 +113,9 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
     });
 
     let cliffs = cliffs(&certificates, cfg, &mut findings);
+    if cfg.configs.is_some() {
+        findings = verified_first(findings, cfg);
+    }
     findings.sort_by(|a, b| {
         (b.severity, &a.path, a.kind, &a.message).cmp(&(a.severity, &b.path, b.kind, &b.message))
     });
@@ -126,8 +129,47 @@ pub(crate) fn evaluate(cfg: &AuditConfig, walked: Walked) -> Report {
     }
 }
 
+/// With `--configs`, the config verifier (the findings that name a config) speaks for the
+/// files the configs name; the walk adds what only the audit knows (the chain to the
+/// store's CAs, what the inventory and profiles expect, CA expiry, cliffs). A walk
+/// finding is dropped when the verifier has one of the same kind about the same file,
+/// when it says the file could not be read and the verifier has said something about
+/// it, and when it pairs a referenced certificate with a key by file name (the configs
+/// pair them, and the verifier checked that pairing).
+fn verified_first(mut findings: Vec<Finding>, cfg: &AuditConfig) -> Vec<Finding> {
+    let verified: HashSet<(&Path, FindingKind)> = cfg
+        .findings
+        .iter()
+        .filter(|f| !f.named_by.is_empty())
+        .filter_map(|f| Some((f.path.as_deref()?, f.kind)))
+        .collect();
+    let about: HashSet<&Path> = verified.iter().map(|(p, _)| *p).collect();
+    let referenced: HashSet<&Path> = cfg.referenced.iter().map(|r| r.path.as_path()).collect();
+    let reading = |k: FindingKind| {
+        matches!(
+            k,
+            FindingKind::Unreadable
+                | FindingKind::TooLarge
+                | FindingKind::Unparsable
+                | FindingKind::Vanished
+                | FindingKind::BrokenSymlink
+                | FindingKind::SymlinkLoop
+                | FindingKind::Missing
+        )
+    };
+    findings.retain(|f| {
+        let Some(path) = f.path.as_deref().filter(|_| f.named_by.is_empty()) else {
+            return true;
+        };
+        !(verified.contains(&(path, f.kind))
+            || (reading(f.kind) && about.contains(path))
+            || (f.kind == FindingKind::KeyMismatch && referenced.contains(path)))
+    });
+    findings
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    super::kubeconfig::find(hay, needle).is_some()
+    crate::pki::pem::find(hay, needle).is_some()
 }
 
 fn where_in(c: &AuditedCert) -> String {

@@ -25,7 +25,6 @@
 pub mod configs;
 mod discover;
 mod evaluate;
-mod kubeconfig;
 pub mod layout;
 pub mod report;
 mod scan;
@@ -37,6 +36,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+pub use crate::finding::{Embedded, Finding, FindingKind, NamedBy, Severity};
 pub use layout::{Expected, ExpectedFile, Layout};
 
 /// Hex without separators, for short fingerprint prefixes.
@@ -153,196 +153,6 @@ impl fmt::Display for State {
     }
 }
 
-/// How much a finding matters: `error` fails the run (exit 2), `warn` warns (exit 1),
-/// `info` is printed but leaves the exit status alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warn,
-    Error,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warn => "warn",
-            Severity::Error => "error",
-        }
-    }
-
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Severity::Info => 0,
-            Severity::Warn => 1,
-            Severity::Error => 2,
-        }
-    }
-}
-
-/// What a finding is about. The names (snake_case in JSON and metrics) are stable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// A file or directory could not be read (permissions, I/O error, a FIFO or socket
-    /// where a certificate is expected).
-    Unreadable,
-    /// A file disappeared between listing and reading it (normal churn, e.g. a rename).
-    Vanished,
-    /// A file named like a certificate is too large to be one; not read.
-    TooLarge,
-    /// A file that holds or claims to hold certificates or keys cannot be parsed:
-    /// truncated PEM, bad base64, broken DER, binary junk named `.crt`.
-    Unparsable,
-    /// A symbolic link that leads back to itself or to a directory above it; not followed.
-    SymlinkLoop,
-    /// A symbolic link whose target does not exist.
-    BrokenSymlink,
-    /// Issued by a CA that is not among the trusted ones (the store's, `--ca`).
-    UntrustedIssuer,
-    /// Names a trusted CA as issuer, but that CA's key did not sign it.
-    BadSignature,
-    /// A self-signed CA that is not among the trusted ones.
-    ForeignCa,
-    /// A CA expires before certificates it signed: they stop working with it.
-    CaExpiresFirst,
-    /// The private key next to a certificate does not belong to it.
-    KeyMismatch,
-    /// A private key is readable by group or others (not 0600 or tighter).
-    KeyMode,
-    /// A file the inventory, the profiles or a daemon config call for is not there.
-    Missing,
-    /// A certificate's subject CN is not the one its profile gives.
-    SubjectMismatch,
-    /// A certificate lacks SANs its profile requires for its node.
-    SanMissing,
-    /// A certificate lacks extended key usages its profile requires.
-    EkuMissing,
-    /// A certificate is signed by another of the store's CAs than its profile's.
-    WrongCa,
-    /// A CA file holds something other than the store's CA for it.
-    CaMismatch,
-    /// Many certificates expire on the same day.
-    ExpiryCliff,
-}
-
-impl FindingKind {
-    pub const ALL: [FindingKind; 19] = [
-        FindingKind::Unreadable,
-        FindingKind::Vanished,
-        FindingKind::TooLarge,
-        FindingKind::Unparsable,
-        FindingKind::SymlinkLoop,
-        FindingKind::BrokenSymlink,
-        FindingKind::UntrustedIssuer,
-        FindingKind::BadSignature,
-        FindingKind::ForeignCa,
-        FindingKind::CaExpiresFirst,
-        FindingKind::KeyMismatch,
-        FindingKind::KeyMode,
-        FindingKind::Missing,
-        FindingKind::SubjectMismatch,
-        FindingKind::SanMissing,
-        FindingKind::EkuMissing,
-        FindingKind::WrongCa,
-        FindingKind::CaMismatch,
-        FindingKind::ExpiryCliff,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FindingKind::Unreadable => "unreadable",
-            FindingKind::Vanished => "vanished",
-            FindingKind::TooLarge => "too_large",
-            FindingKind::Unparsable => "unparsable",
-            FindingKind::SymlinkLoop => "symlink_loop",
-            FindingKind::BrokenSymlink => "broken_symlink",
-            FindingKind::UntrustedIssuer => "untrusted_issuer",
-            FindingKind::BadSignature => "bad_signature",
-            FindingKind::ForeignCa => "foreign_ca",
-            FindingKind::CaExpiresFirst => "ca_expires_first",
-            FindingKind::KeyMismatch => "key_mismatch",
-            FindingKind::KeyMode => "key_mode",
-            FindingKind::Missing => "missing",
-            FindingKind::SubjectMismatch => "subject_mismatch",
-            FindingKind::SanMissing => "san_missing",
-            FindingKind::EkuMissing => "eku_missing",
-            FindingKind::WrongCa => "wrong_ca",
-            FindingKind::CaMismatch => "ca_mismatch",
-            FindingKind::ExpiryCliff => "expiry_cliff",
-        }
-    }
-
-    /// The severity of every finding of this kind.
-    pub fn severity(self) -> Severity {
-        match self {
-            FindingKind::Vanished
-            | FindingKind::SymlinkLoop
-            | FindingKind::ForeignCa
-            // A cliff is planning information: a cluster issued in one night would
-            // otherwise warn every night for a year. Its certificates warn on their own
-            // once they come within --warn.
-            | FindingKind::ExpiryCliff => Severity::Info,
-            FindingKind::Unreadable | FindingKind::TooLarge | FindingKind::BrokenSymlink => {
-                Severity::Warn
-            }
-            _ => Severity::Error,
-        }
-    }
-
-    /// Whether this finding means a file's certificates could not be read, which the
-    /// Prometheus output reports as `x509_cert_error 1`.
-    pub fn is_read_error(self) -> bool {
-        matches!(
-            self,
-            FindingKind::Unreadable | FindingKind::TooLarge | FindingKind::Unparsable
-        )
-    }
-}
-
-impl fmt::Display for FindingKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Where in a kubeconfig a certificate or key was embedded.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Embedded {
-    /// `cluster` (certificate-authority-data) or `user` (client-certificate-data,
-    /// client-key-data), as enix's x509-certificate-exporter labels them.
-    pub kind: &'static str,
-    /// The name of the cluster or user entry.
-    pub key: String,
-}
-
-/// Something the audit noticed that is not a certificate's own validity.
-#[derive(Clone, Debug, Serialize)]
-pub struct Finding {
-    /// The file (or directory) it is about; `null` for findings about the whole run.
-    pub path: Option<PathBuf>,
-    pub kind: FindingKind,
-    pub severity: Severity,
-    /// One line for a person, with what to do where there is something to do.
-    pub message: String,
-    /// For findings about a kubeconfig's embedded data.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedded: Option<Embedded>,
-}
-
-impl Finding {
-    pub fn new(path: Option<&Path>, kind: FindingKind, message: impl Into<String>) -> Finding {
-        Finding {
-            path: path.map(Path::to_path_buf),
-            kind,
-            severity: kind.severity(),
-            message: message.into(),
-            embedded: None,
-        }
-    }
-}
-
 /// How a certificate was found in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -390,6 +200,8 @@ pub struct CertInfo {
     pub fingerprint: [u8; 32],
     /// The subjectPublicKey bits, for matching a private key.
     pub(crate) public_key: Vec<u8>,
+    /// The whole SubjectPublicKeyInfo (DER), for verifying what it signed.
+    pub(crate) spki: Vec<u8>,
     /// Subject and authority key identifiers, for linking a chain file's certificates.
     pub(crate) subject_key_id: Option<Vec<u8>>,
     pub(crate) authority_key_id: Option<Vec<u8>>,
@@ -692,12 +504,12 @@ pub struct Root {
     pub extra: bool,
 }
 
-/// A file a daemon config references (`--configs`), audited without walking.
+/// A file a daemon config references (`--configs`), audited without walking. The
+/// config verifier has judged it already ([`configs`]); the audit adds its certificates'
+/// states and what the store, the inventory and the profiles say of them.
 #[derive(Clone, Debug)]
 pub struct Referenced {
     pub path: PathBuf,
-    /// Who references it, for the "missing" finding: `etc/etcd/etcd.conf (ETCD_CERT_FILE)`.
-    pub by: String,
 }
 
 /// What to audit and how.
@@ -718,7 +530,8 @@ pub struct AuditConfig {
     pub threads: usize,
     /// The `--configs` tree the referenced files come from, reported as a source.
     pub configs: Option<PathBuf>,
-    /// Findings made before the walk (configs that could not be read).
+    /// Findings made before the walk: the config verifier's, for a `--configs` tree.
+    /// They speak for the files they are about (see `evaluate`).
     pub findings: Vec<Finding>,
 }
 
@@ -811,18 +624,5 @@ mod tests {
         );
         assert_eq!(decimal(&[0xff]), "-1");
         assert_eq!(decimal(&[0x80]), "-128");
-    }
-
-    #[test]
-    fn severities_decide_the_exit_status() {
-        for k in FindingKind::ALL {
-            assert!(k.severity().exit_code() <= 2);
-        }
-        assert_eq!(FindingKind::ExpiryCliff.severity(), Severity::Info);
-        assert_eq!(FindingKind::Unreadable.severity(), Severity::Warn);
-        assert_eq!(FindingKind::KeyMode.severity(), Severity::Error);
-        let names: std::collections::BTreeSet<&str> =
-            FindingKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), FindingKind::ALL.len());
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! A file is read once, into a buffer the worker thread reuses, and sniffed in this
 //! order: PEM (any `-----BEGIN`, every section read), DER (a SEQUENCE whose length is
-//! exactly the file's: a check of four bytes), kubeconfig (`*-data` fields). Anything
-//! else is not a certificate and is skipped without a word, unless its name says it is
-//! one (`.crt`, `.cer`, `.der`): then it is reported as unparsable.
+//! exactly the file's: a check of four bytes), kubeconfig (`*-data` fields, read by
+//! [`crate::material::kubeconfig`] as `render --check` reads them). Anything else is not
+//! a certificate and is skipped without a word, unless its name says it is one (`.crt`,
+//! `.cer`, `.der`): then it is reported as unparsable. Certificates and keys are decoded
+//! by [`crate::pki::pem`].
 //!
 //! A fleet holds many copies of few certificates (the CA in every chain file and
 //! kubeconfig, the same leaf staged, exported and installed), so each worker keeps what
@@ -12,16 +14,16 @@
 //! decode, a hash and a lookup, and every copy shares one [`CertInfo`].
 //!
 //! Chain checks happen here too, while the DER is at hand: each certificate is verified
-//! against the trusted CAs whose subject is its issuer (or, with none given, against an
-//! issuer later in the same file). Verifications are cached by (certificate, issuer)
-//! fingerprint for the whole run.
+//! against the trusted CAs whose subject is its issuer, or through an intermediate in the
+//! same file (or, with none given, linked to an issuer in the same file by name). Each
+//! certificate is settled once and tries a bounded number of issuers, so a file of
+//! certificates that sign each other in circles costs no more than any other file.
+//! Verifications are cached by (certificate, issuer) fingerprint for the whole run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rustls_pki_types::pem::{PemObject, SectionKind};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
@@ -29,11 +31,12 @@ use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 use time::OffsetDateTime;
 
 use super::evaluate::chain_finding;
-use super::kubeconfig;
 use super::{
     AuditConfig, AuditError, AuditedCert, CaRef, CertInfo, ChainStatus, Embedded, Encoding,
     Finding, FindingKind, Name, NameParts, State,
 };
+use crate::material::{file, kubeconfig};
+use crate::pki::pem::{self, KeyFormat, Object, PrivateKey};
 
 /// A CA that certificates are checked against.
 #[derive(Clone, Debug)]
@@ -50,9 +53,11 @@ impl TrustedCa {
     /// Every CA certificate in a PEM or DER file. `name` names them (the store's CA
     /// directory); without it each is named by its CN.
     pub fn load(path: &Path, name: Option<&str>) -> Result<Vec<TrustedCa>, AuditError> {
-        let bytes = std::fs::read(path).map_err(|e| AuditError::BadCa {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+        let bytes = file::read_regular(path, file::MAX_FILE, file::Links::Follow).map_err(|e| {
+            AuditError::BadCa {
+                path: path.to_path_buf(),
+                reason: format!("it {e}"),
+            }
         })?;
         TrustedCa::parse(&bytes, path, name)
     }
@@ -67,16 +72,18 @@ impl TrustedCa {
             path: path.to_path_buf(),
             reason,
         };
-        let ders: Vec<Vec<u8>> = if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
-            let mut v = Vec::new();
-            for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-                match item {
-                    Ok((SectionKind::Certificate, der)) => v.push(der),
-                    Ok(_) => {}
-                    Err(e) => return Err(bad(format!("broken PEM: {e}"))),
-                }
+        let ders: Vec<Vec<u8>> = if pem::is_pem(bytes) {
+            let (objects, err) = pem::sections(bytes);
+            if let Some(e) = err {
+                return Err(bad(e.to_string()));
             }
-            v
+            objects
+                .into_iter()
+                .filter_map(|o| match o {
+                    Object::Certificate(der) => Some(der),
+                    _ => None,
+                })
+                .collect()
         } else {
             vec![bytes.to_vec()]
         };
@@ -250,22 +257,22 @@ fn named_strictly_like_cert(path: &Path) -> bool {
     )
 }
 
-/// Whether `bytes` is exactly one DER SEQUENCE (the cheap test before parsing).
-fn looks_like_der(bytes: &[u8]) -> bool {
-    if bytes.len() < 4 || bytes[0] != 0x30 {
-        return false;
+/// The embedded fields of a kubeconfig.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ca,
+    Cert,
+    Key,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Ca => "certificate-authority-data",
+            Field::Cert => "client-certificate-data",
+            Field::Key => "client-key-data",
+        }
     }
-    let (len, head) = match bytes[1] {
-        n if n < 0x80 => (n as usize, 2),
-        0x81 => (bytes[2] as usize, 3),
-        0x82 => (((bytes[2] as usize) << 8) | bytes[3] as usize, 4),
-        0x83 if bytes.len() >= 5 => (
-            ((bytes[2] as usize) << 16) | ((bytes[3] as usize) << 8) | bytes[4] as usize,
-            5,
-        ),
-        _ => return false,
-    };
-    head + len == bytes.len()
 }
 
 /// What a scan of one file's bytes needs besides them.
@@ -277,7 +284,7 @@ pub(crate) struct Scanner<'a, 'c> {
 impl Scanner<'_, '_> {
     /// Scans the bytes of one file.
     pub fn scan(&mut self, out: &mut FileScan, bytes: &[u8]) {
-        if kubeconfig::find(bytes, b"-----BEGIN").is_some() {
+        if pem::is_pem(bytes) {
             self.pem(out, bytes, Encoding::Pem, None);
             if out.is_empty() && named_strictly_like_cert(&out.path) {
                 out.finding(
@@ -286,7 +293,7 @@ impl Scanner<'_, '_> {
                     None,
                 );
             }
-        } else if looks_like_der(bytes) {
+        } else if pem::is_der(bytes) {
             self.ders(out, vec![bytes.to_vec()], Encoding::Der, None, false);
         } else if kubeconfig::sniff(bytes) {
             self.kubeconfig(out, bytes);
@@ -308,53 +315,75 @@ impl Scanner<'_, '_> {
             );
             return;
         };
-        for f in kubeconfig::fields(text) {
-            let Some(data) = kubeconfig::base64(f.value) else {
+        let k = match kubeconfig::parse(text) {
+            Ok(k) => k,
+            Err(e) => {
                 out.finding(
                     FindingKind::Unparsable,
-                    format!(
-                        "line {}: {} of {} '{}' is not valid base64",
-                        f.line, f.name, f.embedded.kind, f.embedded.key
-                    ),
-                    Some(&f.embedded),
+                    format!("looks like a kubeconfig but cannot be read: {e}"),
+                    None,
+                );
+                return;
+            }
+        };
+        let clusters = k.clusters.iter().filter_map(|c| {
+            let v = c.ca_data.as_deref()?;
+            Some((Field::Ca, "cluster", &c.name, v))
+        });
+        let users = k.users.iter().flat_map(|u| {
+            [
+                u.cert_data
+                    .as_deref()
+                    .map(|v| (Field::Cert, "user", &u.name, v)),
+                u.key_data
+                    .as_deref()
+                    .map(|v| (Field::Key, "user", &u.name, v.as_str())),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for (field, kind, name, value) in clusters.chain(users) {
+            let embedded = Arc::new(Embedded {
+                kind,
+                key: name.clone(),
+            });
+            let key = format!("{kind}s[{name}].{kind}.{}", field.name());
+            let Ok(data) = kubeconfig::decode(value) else {
+                out.finding(
+                    FindingKind::Unparsable,
+                    format!("{key} is not valid base64"),
+                    Some(&embedded),
                 );
                 continue;
             };
-            let embedded = Arc::new(f.embedded.clone());
             let before = (out.certs.len(), out.keys.len(), out.findings.len());
-            if kubeconfig::find(&data, b"-----BEGIN").is_some() {
+            if pem::is_pem(&data) {
                 self.pem(out, &data, Encoding::Kubeconfig, Some(&embedded));
-            } else if f.name == "client-key-data" {
+            } else if field == Field::Key {
                 // A DER private key: kubectl writes PEM, but accept it.
                 out.keys.push(FoundKey {
-                    public: key_public(SectionKind::PrivateKey, data),
-                    embedded: Some(embedded),
+                    public: PrivateKey::new(KeyFormat::Pkcs8, data.to_vec()).public_key(),
+                    embedded: Some(Arc::clone(&embedded)),
                 });
             } else {
                 self.ders(
                     out,
-                    vec![data],
+                    vec![data.to_vec()],
                     Encoding::Kubeconfig,
                     Some(&embedded),
                     false,
                 );
             }
             if (out.certs.len(), out.keys.len(), out.findings.len()) == before {
+                let what = if field == Field::Key {
+                    "private key"
+                } else {
+                    "certificate"
+                };
                 out.finding(
                     FindingKind::Unparsable,
-                    format!(
-                        "line {}: {} of {} '{}' holds no {}",
-                        f.line,
-                        f.name,
-                        f.embedded.kind,
-                        f.embedded.key,
-                        if f.name == "client-key-data" {
-                            "private key"
-                        } else {
-                            "certificate"
-                        }
-                    ),
-                    Some(&f.embedded),
+                    format!("{key} holds no {what}"),
+                    Some(&embedded),
                 );
             }
         }
@@ -368,40 +397,29 @@ impl Scanner<'_, '_> {
         encoding: Encoding,
         embedded: Option<&Arc<Embedded>>,
     ) {
+        let (objects, err) = pem::sections(bytes);
         let mut ders: Vec<Vec<u8>> = Vec::new();
-        for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-            match item {
-                Ok((SectionKind::Certificate, der)) => ders.push(der),
-                Ok((
-                    kind @ (SectionKind::PrivateKey
-                    | SectionKind::RsaPrivateKey
-                    | SectionKind::EcPrivateKey),
-                    der,
-                )) => out.keys.push(FoundKey {
-                    public: key_public(kind, der),
+        for o in objects {
+            match o {
+                Object::Certificate(der) => ders.push(der),
+                Object::PrivateKey(k) => out.keys.push(FoundKey {
+                    public: k.public_key(),
                     embedded: embedded.cloned(),
                 }),
-                Ok(_) => {}
-                Err(e) => {
-                    let what = match e {
-                        rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
-                            "truncated PEM: a section has no END line".to_string()
-                        }
-                        e => format!("broken PEM: {e}"),
-                    };
-                    let after = if ders.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (after {} good certificate(s))", ders.len())
-                    };
-                    out.finding(
-                        FindingKind::Unparsable,
-                        format!("{what}{after}"),
-                        embedded.map(|e| &**e),
-                    );
-                    break;
-                }
+                _ => {}
             }
+        }
+        if let Some(e) = err {
+            let after = if ders.is_empty() {
+                String::new()
+            } else {
+                format!(" (after {} good certificate(s))", ders.len())
+            };
+            out.finding(
+                FindingKind::Unparsable,
+                format!("{e}{after}"),
+                embedded.map(|e| &**e),
+            );
         }
         self.ders(out, ders, encoding, embedded, true);
     }
@@ -448,8 +466,8 @@ impl Scanner<'_, '_> {
             group.push((info, der));
         }
         let ctx = self.ctx;
-        for i in 0..group.len() {
-            let raw = chain(ctx, &group, i, 0);
+        let raws = chains(ctx, &group);
+        for (i, raw) in raws.into_iter().enumerate() {
             let info = Arc::clone(&group[i].0);
             let cert = AuditedCert {
                 path: Arc::clone(&out.path),
@@ -522,220 +540,130 @@ impl Scanner<'_, '_> {
             not_after: v.not_after.to_datetime(),
             fingerprint: fp,
             public_key: x.public_key().subject_public_key.data.to_vec(),
+            spki: x.public_key().raw.to_vec(),
             subject_key_id: ski,
             authority_key_id: aki,
         }
     }
 }
 
-/// The SubjectPublicKeyInfo of a certificate's DER.
-fn spki_of(der: &[u8]) -> Option<Vec<u8>> {
-    X509Certificate::from_der(der)
-        .ok()
-        .map(|(_, x)| x.public_key().raw.to_vec())
+/// In-file links followed from a certificate towards a trusted CA (intermediates
+/// shipped in a chain file).
+const MAX_IN_FILE_HOPS: usize = 4;
+/// Certificates of the same group tried as the issuer of one certificate.
+const MAX_IN_FILE_ISSUERS: usize = 8;
+
+/// Whether `issuer` may have issued `cert` by their key identifiers (when both have one).
+fn key_ids_match(cert: &CertInfo, issuer: &CertInfo) -> bool {
+    match (&cert.authority_key_id, &issuer.subject_key_id) {
+        (Some(aki), Some(ski)) => aki == ski,
+        _ => true,
+    }
 }
 
-/// Decides how certificate `i` of a group chains: to a trusted CA, or (with none given)
-/// to a certificate of the same group, following a few in-group links to reach a
-/// trusted CA (an intermediate shipped in the chain file).
-fn chain(
-    ctx: &Context<'_>,
-    group: &[(Arc<CertInfo>, Vec<u8>)],
-    i: usize,
-    depth: usize,
-) -> RawChain {
-    let (info, der) = &group[i];
-    let fp = &info.fingerprint;
-    if let Some(a) = ctx.trusted.iter().position(|t| t.fingerprint == *fp) {
-        return RawChain::Anchor(a);
+/// Decides how each certificate of a group (one file's sections, or one embedded value)
+/// chains: to a trusted CA, directly or through certificates of the same group (an
+/// intermediate shipped in a chain file, at most [`MAX_IN_FILE_HOPS`] links), or, with
+/// no trusted CA given, to an issuer of the same group by name and key identifier.
+///
+/// Trust spreads from the certificates the trusted CAs signed, breadth first: each
+/// certificate is settled once, and is tried against at most [`MAX_IN_FILE_ISSUERS`]
+/// certificates of the group, so the work is linear in the size of the group however
+/// its certificates name and sign each other (certificates that sign each other in a
+/// cycle are settled like any others).
+fn chains(ctx: &Context<'_>, group: &[(Arc<CertInfo>, Vec<u8>)]) -> Vec<RawChain> {
+    let n = group.len();
+    let mut by_subject: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (j, (info, _)) in group.iter().enumerate() {
+        by_subject.entry(&info.subject.raw).or_default().push(j);
     }
-    if info.self_signed() {
-        return if ctx.trusted.is_empty() {
-            RawChain::Unchecked
-        } else {
-            RawChain::ForeignRoot
-        };
+    if ctx.trusted.is_empty() {
+        // Without trust anchors a link is informational (which CA's expiry bounds this
+        // certificate), so issuer name and key identifier suffice; a signature check
+        // here would cost more than the rest of the audit.
+        return group
+            .iter()
+            .map(|(info, _)| {
+                if info.self_signed() {
+                    return RawChain::Unchecked;
+                }
+                by_subject
+                    .get(info.issuer.raw.as_slice())
+                    .into_iter()
+                    .flatten()
+                    .map(|&j| &group[j].0)
+                    .find(|ij| ij.fingerprint != info.fingerprint && key_ids_match(info, ij))
+                    .map_or(RawChain::Unchecked, |ij| RawChain::InFile(Arc::clone(ij)))
+            })
+            .collect();
     }
-    let issuer = &info.issuer.raw;
-    let mut bad = None;
-    for (a, t) in ctx.trusted.iter().enumerate() {
-        if t.subject_raw == *issuer {
-            if ctx.verify(der, fp, &t.spki, &t.fingerprint) {
-                return RawChain::Trusted(a);
-            }
-            bad.get_or_insert(a);
-        }
-    }
-    for (j, (ij, dj)) in group.iter().enumerate() {
-        if j == i || ij.fingerprint == *fp || ij.subject.raw != *issuer {
+    let mut settled: Vec<Option<RawChain>> = vec![None; n];
+    let mut bad: Vec<Option<usize>> = vec![None; n];
+    // Certificates that chain to trusted CA `a` in `hops` in-file links.
+    let mut queue: VecDeque<(usize, usize, usize)> = VecDeque::new();
+    for (i, (info, der)) in group.iter().enumerate() {
+        let fp = &info.fingerprint;
+        if let Some(a) = ctx.trusted.iter().position(|t| t.fingerprint == *fp) {
+            settled[i] = Some(RawChain::Anchor(a));
+            queue.push_back((i, a, 0));
             continue;
         }
-        if let (Some(aki), Some(ski)) = (&info.authority_key_id, &ij.subject_key_id) {
-            if aki != ski {
+        if info.self_signed() {
+            settled[i] = Some(RawChain::ForeignRoot);
+            continue;
+        }
+        for (a, t) in ctx.trusted.iter().enumerate() {
+            if t.subject_raw == info.issuer.raw {
+                if ctx.verify(der, fp, &t.spki, &t.fingerprint) {
+                    settled[i] = Some(RawChain::Trusted(a));
+                    queue.push_back((i, a, 0));
+                    break;
+                }
+                bad[i].get_or_insert(a);
+            }
+        }
+    }
+    // The unsettled certificates by issuer name, each tried a bounded number of times.
+    let mut by_issuer: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, (info, _)) in group.iter().enumerate() {
+        if settled[i].is_none() {
+            by_issuer.entry(&info.issuer.raw).or_default().push(i);
+        }
+    }
+    let mut tries = vec![0usize; n];
+    while let Some((j, a, hops)) = queue.pop_front() {
+        if hops >= MAX_IN_FILE_HOPS {
+            continue;
+        }
+        let issuer = &group[j].0;
+        let Some(waiting) = by_issuer.get_mut(issuer.subject.raw.as_slice()) else {
+            continue;
+        };
+        for &i in waiting.iter() {
+            let (info, der) = &group[i];
+            if settled[i].is_some() || info.fingerprint == issuer.fingerprint {
                 continue;
             }
-        }
-        if ctx.trusted.is_empty() {
-            // Without trust anchors this link is informational (which CA's expiry
-            // bounds this certificate), so issuer name and key identifier suffice; a
-            // signature check here would cost more than the rest of the audit.
-            return RawChain::InFile(Arc::clone(ij));
-        }
-        let Some(spki) = spki_of(dj) else { continue };
-        if !ctx.verify(der, fp, &spki, &ij.fingerprint) {
-            continue;
-        }
-        if depth < 4 {
-            if let RawChain::Trusted(a) | RawChain::Anchor(a) = chain(ctx, group, j, depth + 1) {
-                return RawChain::Trusted(a);
+            tries[i] += 1;
+            if key_ids_match(info, issuer)
+                && ctx.verify(der, &info.fingerprint, &issuer.spki, &issuer.fingerprint)
+            {
+                settled[i] = Some(RawChain::Trusted(a));
+                queue.push_back((i, a, hops + 1));
             }
         }
+        waiting.retain(|&i| settled[i].is_none() && tries[i] < MAX_IN_FILE_ISSUERS);
     }
-    match (bad, ctx.trusted.is_empty()) {
-        (Some(a), _) => RawChain::BadSignature(a),
-        (None, true) => RawChain::Unchecked,
-        (None, false) => RawChain::Untrusted,
-    }
-}
-
-/// The raw public key of a private key (what a certificate's subjectPublicKey bits
-/// hold for the same key), or `None` when it cannot be read (encrypted, unknown type).
-///
-/// SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`) keys carry their public half,
-/// so it is read from the structure; PKCS#8 keys go through rcgen (ring), which derives
-/// it, with the same structural reading as a fallback.
-fn key_public(kind: SectionKind, der: Vec<u8>) -> Option<Vec<u8>> {
-    let der = zeroize::Zeroizing::new(der);
-    match kind {
-        SectionKind::RsaPrivateKey => der::rsa_public(&der),
-        SectionKind::EcPrivateKey => der::sec1_public(&der),
-        _ => {
-            let key: PrivateKeyDer<'_> = PrivatePkcs8KeyDer::from(der.as_slice()).into();
-            match rcgen::KeyPair::try_from(&key) {
-                Ok(k) => Some(k.public_key_raw().to_vec()),
-                Err(_) => der::pkcs8_public(&der),
-            }
-        }
-    }
-}
-
-/// Just enough DER to find the public half of a private key.
-mod der {
-    /// Splits one TLV off the front: (tag, value, rest).
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let tag = *b.first()?;
-        let first = *b.get(1)? as usize;
-        let (len, head) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | *b.get(2 + i)? as usize;
-            }
-            (len, 2 + n)
-        };
-        let end = head.checked_add(len)?;
-        Some((tag, b.get(head..end)?, b.get(end..)?))
-    }
-
-    fn encode_len(len: usize, out: &mut Vec<u8>) {
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-    }
-
-    /// PKCS#1 RSAPrivateKey → the DER RSAPublicKey `SEQUENCE { n, e }`.
-    pub(super) fn rsa_public(der: &[u8]) -> Option<Vec<u8>> {
-        let (0x30, body, _) = tlv(der)? else {
-            return None;
-        };
-        let (0x02, _version, rest) = tlv(body)? else {
-            return None;
-        };
-        let (0x02, _, after_n) = tlv(rest)? else {
-            return None;
-        };
-        let n_tlv = &rest[..rest.len() - after_n.len()];
-        let (0x02, _, after_e) = tlv(after_n)? else {
-            return None;
-        };
-        let e_tlv = &after_n[..after_n.len() - after_e.len()];
-        let mut out = vec![0x30];
-        encode_len(n_tlv.len() + e_tlv.len(), &mut out);
-        out.extend_from_slice(n_tlv);
-        out.extend_from_slice(e_tlv);
-        Some(out)
-    }
-
-    /// SEC1 ECPrivateKey → the public point of its `[1] publicKey` field.
-    pub(super) fn sec1_public(der: &[u8]) -> Option<Vec<u8>> {
-        let (0x30, mut rest, _) = tlv(der)? else {
-            return None;
-        };
-        while !rest.is_empty() {
-            let (tag, value, next) = tlv(rest)?;
-            if tag == 0xa1 {
-                let (0x03, bits, _) = tlv(value)? else {
-                    return None;
-                };
-                // A BIT STRING's first octet counts the unused bits (0 for a point).
-                return bits.get(1..).map(<[u8]>::to_vec);
-            }
-            rest = next;
-        }
-        None
-    }
-
-    /// PKCS#8 PrivateKeyInfo → the public key of the key inside it.
-    pub(super) fn pkcs8_public(der: &[u8]) -> Option<Vec<u8>> {
-        let (0x30, body, _) = tlv(der)? else {
-            return None;
-        };
-        let (0x02, _, rest) = tlv(body)? else {
-            return None;
-        };
-        let (0x30, alg, rest) = tlv(rest)? else {
-            return None;
-        };
-        let (0x04, inner, mut rest) = tlv(rest)? else {
-            return None;
-        };
-        // OneAsymmetricKey (v2) may carry the public key itself: [1] IMPLICIT BIT STRING.
-        while !rest.is_empty() {
-            let (tag, value, next) = tlv(rest)?;
-            if tag == 0x81 {
-                return value.get(1..).map(<[u8]>::to_vec);
-            }
-            rest = next;
-        }
-        let (0x06, oid, _) = tlv(alg)? else {
-            return None;
-        };
-        match oid {
-            // rsaEncryption
-            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => rsa_public(inner),
-            // id-ecPublicKey
-            [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => sec1_public(inner),
-            // id-Ed25519: the inner OCTET STRING is the seed.
-            [0x2b, 0x65, 0x70] => {
-                let (0x04, seed, _) = tlv(inner)? else {
-                    return None;
-                };
-                let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).ok()?;
-                Some(ring::signature::KeyPair::public_key(&kp).as_ref().to_vec())
-            }
-            _ => None,
-        }
-    }
+    settled
+        .into_iter()
+        .zip(bad)
+        .map(|(s, bad)| {
+            s.unwrap_or(match bad {
+                Some(a) => RawChain::BadSignature(a),
+                None => RawChain::Untrusted,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
@@ -794,16 +722,6 @@ fn parts(name: &X509Name<'_>) -> NameParts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn der_sniff_is_exact() {
-        assert!(looks_like_der(&[0x30, 0x02, 0x05, 0x00]));
-        assert!(!looks_like_der(&[0x30, 0x03, 0x05, 0x00]));
-        assert!(!looks_like_der(b"hello world"));
-        let mut long = vec![0x30, 0x82, 0x01, 0x00];
-        long.resize(4 + 256, 0);
-        assert!(looks_like_der(&long));
-    }
 
     #[test]
     fn names_like_cert() {
@@ -920,6 +838,117 @@ mod tests {
             .scan(&mut out, b"\x00\x01 not a certificate");
             assert_eq!(out.findings.len(), usize::from(reported), "{name}");
         }
+    }
+
+    /// Certificates of one group, read the way `ders` reads them.
+    fn group(scanner: &mut Scanner<'_, '_>, pems: &[String]) -> Vec<(Arc<CertInfo>, Vec<u8>)> {
+        pems.iter()
+            .map(|p| {
+                let der = match &pem::sections(p.as_bytes()).0[..] {
+                    [Object::Certificate(d)] => d.clone(),
+                    other => panic!("{other:?}"),
+                };
+                let (_, x) = X509Certificate::from_der(&der).unwrap();
+                let info = Arc::new(scanner.info(&x, sha256(&der)));
+                (info, der)
+            })
+            .collect()
+    }
+
+    fn params(cn: &str, ca: bool) -> rcgen::CertificateParams {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if ca {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        p
+    }
+
+    #[test]
+    fn trust_reaches_a_leaf_through_an_intermediate_in_the_same_file() {
+        let root_key = rcgen::KeyPair::generate().unwrap();
+        let root = params("root", true).self_signed(&root_key).unwrap();
+        let root_issuer = rcgen::Issuer::new(params("root", true), &root_key);
+        let mid_key = rcgen::KeyPair::generate().unwrap();
+        let mid = params("mid", true)
+            .signed_by(&mid_key, &root_issuer)
+            .unwrap();
+        let mid_issuer = rcgen::Issuer::new(params("mid", true), &mid_key);
+        let leaf = params("leaf", false)
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &mid_issuer)
+            .unwrap();
+        let mut cfg = config();
+        cfg.trusted = TrustedCa::parse(root.pem().as_bytes(), Path::new("root.crt"), None).unwrap();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        let mut scanner = Scanner {
+            ctx: &ctx,
+            cache: &mut cache,
+        };
+        let g = group(&mut scanner, &[leaf.pem(), mid.pem()]);
+        let raws = chains(&ctx, &g);
+        assert!(matches!(raws[0], RawChain::Trusted(0)), "{:?}", raws[0]);
+        assert!(matches!(raws[1], RawChain::Trusted(0)), "{:?}", raws[1]);
+        // Without the intermediate, the leaf is nobody's.
+        let raws = chains(&ctx, &g[..1]);
+        assert!(matches!(raws[0], RawChain::Untrusted), "{:?}", raws[0]);
+    }
+
+    /// Two names, two keys, each certificate signed by the other name's key, no key
+    /// identifiers: every certificate of one name is a verified issuer of every one of
+    /// the other. Each is settled once, with a bounded number of signature checks.
+    #[test]
+    fn a_cycle_of_cross_signed_certificates_costs_linear_work() {
+        let (ka, kb) = (
+            rcgen::KeyPair::generate().unwrap(),
+            rcgen::KeyPair::generate().unwrap(),
+        );
+        let by_a = rcgen::Issuer::new(params("A", false), &ka);
+        let by_b = rcgen::Issuer::new(params("B", false), &kb);
+        let mut pems = Vec::new();
+        for serial in 0..30u64 {
+            let mut a = params("A", false);
+            a.serial_number = Some((2 * serial + 1).into());
+            pems.push(a.signed_by(&ka, &by_b).unwrap().pem());
+            let mut b = params("B", false);
+            b.serial_number = Some((2 * serial + 2).into());
+            pems.push(b.signed_by(&kb, &by_a).unwrap().pem());
+        }
+        let other = params("other CA", true)
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let mut cfg = config();
+        cfg.trusted = TrustedCa::parse(other.pem().as_bytes(), Path::new("ca.crt"), None).unwrap();
+        let ctx = Context::new(&cfg);
+        let mut cache = Cache::default();
+        let mut scanner = Scanner {
+            ctx: &ctx,
+            cache: &mut cache,
+        };
+        let g = group(&mut scanner, &pems);
+        let raws = chains(&ctx, &g);
+        assert!(raws.iter().all(|r| matches!(r, RawChain::Untrusted)));
+        let checks = ctx.verified.lock().unwrap().len();
+        assert!(
+            checks <= MAX_IN_FILE_ISSUERS * g.len(),
+            "{checks} signature checks"
+        );
+
+        // With the key of A trusted, trust spreads around the cycle within the bound.
+        let a_ca = params("A", true).self_signed(&ka).unwrap();
+        let mut cfg = config();
+        cfg.trusted = TrustedCa::parse(a_ca.pem().as_bytes(), Path::new("a.crt"), None).unwrap();
+        let ctx = Context::new(&cfg);
+        let raws = chains(&ctx, &g);
+        assert!(
+            raws.iter().all(|r| matches!(r, RawChain::Trusted(0))),
+            "{raws:?}"
+        );
+        let checks = ctx.verified.lock().unwrap().len();
+        assert!(
+            checks <= (MAX_IN_FILE_ISSUERS + 1) * g.len(),
+            "{checks} signature checks"
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ What is checked:
   the profile requires, signed by the profile's CA, with the store's CA in CA files.
   Across the run: days on which many certificates expire (--cliff), with the dates.
   Unreadable files, FIFOs, files that vanish, garbage, truncated PEM and symlink loops
-  are findings; the audit never stops on one file.
+  are findings; the audit never stops on one file. Work on hostile files is bounded:
+  only regular files up to 8 MiB are read, YAML whose aliases would expand past a small
+  budget is refused, certificates that sign each other in circles are settled once
+  each, and pseudo file systems (/proc, /sys, ...) are not walked, wherever a link leads.
   --quiet prints only problems: certificates that are not ok, warning and error findings,
   no summary line (nothing at all when all is well).
   --now RFC3339 (not listed above) evaluates at another time than now: for tests, and
@@ -85,10 +88,13 @@ JSON (--format json), one object; the field names are stable:
                            broken_symlink | untrusted_issuer | bad_signature | foreign_ca |
                            ca_expires_first | key_mismatch | key_mode | missing |
                            subject_mismatch | san_missing | eku_missing | wrong_ca |
-                           ca_mismatch | expiry_cliff
+                           ca_mismatch | expiry_cliff | wrong_use | outside_validity
     severity               error | warn | info
     message                one line, with what to do
     embedded               {kind, key} for a finding about kubeconfig data
+    named_by               [{config, key}]: the configs and keys that name the file, for
+                           a finding of the config check (--configs), as render --check
+                           prints it
   summary
     now, warn_seconds, critical_seconds, files, certificates, distinct, ok, warn,
     critical, expired, not_yet_valid, findings_error, findings_warn, findings_info,
@@ -160,10 +166,12 @@ pub struct AuditArgs {
     /// under TREE (/ on the node, a staged node tree DIR/<node> from `kpki apply`, or the
     /// whole staged DIR, node by node).
     ///
-    /// The configs are read as `kpki render --check` reads them (systemd units and
-    /// drop-ins, static pods, kubeconfigs, the KubeletConfiguration, options.env). A
-    /// referenced file that does not exist is a "missing" finding naming the config and
-    /// key; the CA files the configs name are trusted CAs for the chain check.
+    /// The configs are read and checked as `kpki render --check` reads and checks them
+    /// (systemd units and drop-ins, static pods, kubeconfigs, the KubeletConfiguration,
+    /// options.env): every problem it finds is a finding naming the configs and keys
+    /// (a referenced file that does not exist is "missing", a key that does not match its
+    /// certificate "key_mismatch", …). The CA files the configs name are trusted CAs for
+    /// the chain check.
     #[arg(long, value_name = "TREE")]
     pub configs: Option<PathBuf>,
     /// Report a day on which at least this many distinct certificates expire.

@@ -108,7 +108,7 @@ pub(super) fn run(
             }
             this_node(inv.as_ref()?, &hostname()?)
         });
-        let c = audit::configs::read(tree, node.as_deref(), inv.as_ref())?;
+        let c = audit::configs::read(tree, node.as_deref(), inv.as_ref(), now)?;
         referenced = c.referenced;
         early_findings = c.findings;
         config_cas = c.trusted;

@@ -47,7 +47,7 @@ pub(super) fn run(a: &InspectArgs, now: OffsetDateTime, p: &mut Printer) -> Resu
                     });
                 }
                 // A key in the file is noted by type only; its contents are never printed.
-                Object::PrivateKey | Object::Other => {}
+                Object::PrivateKey(_) | Object::PublicKey(_) | Object::Other => {}
             }
         }
     }

@@ -255,8 +255,11 @@ pub fn facts(der: &[u8]) -> Result<CertFacts, PkiError> {
 
 /// The key type of a PEM or DER public key (SubjectPublicKeyInfo).
 pub fn public_key_info(bytes: &[u8]) -> Option<KeyInfo> {
-    let der = match ::pem::parse(bytes) {
-        Ok(p) => p.into_contents(),
+    let der = match super::pem::objects(bytes) {
+        Ok(objects) => objects.into_iter().find_map(|o| match o {
+            super::pem::Object::PublicKey(d) => Some(d),
+            _ => None,
+        })?,
         Err(_) => bytes.to_vec(),
     };
     let (_, spki) = SubjectPublicKeyInfo::from_der(&der).ok()?;

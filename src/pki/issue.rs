@@ -45,11 +45,16 @@ pub struct Signer {
 
 impl Signer {
     pub fn new(cert_pem: &str, key: KeyPair) -> Result<Signer, PkiError> {
-        let der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
-            .map(|d: CertificateDer<'_>| d.into_owned())
-            .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
-        let (_, x) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
+        let bad = |m: String| PkiError::BadCertificate(format!("CA certificate: {m}"));
+        let der = super::pem::objects(cert_pem.as_bytes())
+            .map_err(|e| bad(e.to_string()))?
+            .into_iter()
+            .find_map(|o| match o {
+                super::pem::Object::Certificate(d) => Some(CertificateDer::from(d)),
+                _ => None,
+            })
+            .ok_or_else(|| bad("it holds no certificate".into()))?;
+        let (_, x) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
         if x.public_key().raw != key.subject_public_key_info().as_slice() {
             return Err(PkiError::BadKey(
                 "the CA key does not belong to the CA certificate".into(),

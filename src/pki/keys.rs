@@ -12,6 +12,9 @@ use std::str::FromStr;
 use rcgen::{KeyPair, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::pem::KeyFormat;
 use super::PkiError;
 
 /// A key algorithm kpki generates and accepts.
@@ -132,6 +135,145 @@ pub fn private_pem(kp: &KeyPair) -> Zeroizing<String> {
 /// Loads a PKCS#8 PEM private key (as kpki writes them).
 pub fn load_private_pem(pem: &str) -> Result<KeyPair, PkiError> {
     KeyPair::from_pem(pem).map_err(|e| PkiError::BadKey(e.to_string()))
+}
+
+/// The raw public key of a private key (what a certificate's subjectPublicKey bits
+/// hold for the same key), or `None` when it cannot be read (unknown type, broken DER).
+///
+/// SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`) keys carry their public half,
+/// so it is read from the structure; PKCS#8 keys go through rcgen (ring), which derives
+/// it, with the same structural reading as a fallback.
+pub(crate) fn public_of_private(format: KeyFormat, der: &[u8]) -> Option<Vec<u8>> {
+    match format {
+        KeyFormat::Pkcs1 => der::rsa_public(der),
+        KeyFormat::Sec1 => der::sec1_public(der),
+        KeyFormat::Pkcs8 => {
+            let key: PrivateKeyDer<'_> = PrivatePkcs8KeyDer::from(der).into();
+            match KeyPair::try_from(&key) {
+                Ok(k) => Some(k.public_key_raw().to_vec()),
+                Err(_) => der::pkcs8_public(der),
+            }
+        }
+    }
+}
+
+/// Just enough DER to find the public half of a private key.
+mod der {
+    /// Splits one TLV off the front: (tag, value, rest).
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let tag = *b.first()?;
+        let first = *b.get(1)? as usize;
+        let (len, head) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let mut len = 0usize;
+            for i in 0..n {
+                len = (len << 8) | *b.get(2 + i)? as usize;
+            }
+            (len, 2 + n)
+        };
+        let end = head.checked_add(len)?;
+        Some((tag, b.get(head..end)?, b.get(end..)?))
+    }
+
+    fn encode_len(len: usize, out: &mut Vec<u8>) {
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (bytes.len() - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+
+    /// PKCS#1 RSAPrivateKey → the DER RSAPublicKey `SEQUENCE { n, e }`.
+    pub(super) fn rsa_public(der: &[u8]) -> Option<Vec<u8>> {
+        let (0x30, body, _) = tlv(der)? else {
+            return None;
+        };
+        let (0x02, _version, rest) = tlv(body)? else {
+            return None;
+        };
+        let (0x02, _, after_n) = tlv(rest)? else {
+            return None;
+        };
+        let n_tlv = &rest[..rest.len() - after_n.len()];
+        let (0x02, _, after_e) = tlv(after_n)? else {
+            return None;
+        };
+        let e_tlv = &after_n[..after_n.len() - after_e.len()];
+        let mut out = vec![0x30];
+        encode_len(n_tlv.len() + e_tlv.len(), &mut out);
+        out.extend_from_slice(n_tlv);
+        out.extend_from_slice(e_tlv);
+        Some(out)
+    }
+
+    /// SEC1 ECPrivateKey → the public point of its `[1] publicKey` field.
+    pub(super) fn sec1_public(der: &[u8]) -> Option<Vec<u8>> {
+        let (0x30, mut rest, _) = tlv(der)? else {
+            return None;
+        };
+        while !rest.is_empty() {
+            let (tag, value, next) = tlv(rest)?;
+            if tag == 0xa1 {
+                let (0x03, bits, _) = tlv(value)? else {
+                    return None;
+                };
+                // A BIT STRING's first octet counts the unused bits (0 for a point).
+                return bits.get(1..).map(<[u8]>::to_vec);
+            }
+            rest = next;
+        }
+        None
+    }
+
+    /// PKCS#8 PrivateKeyInfo → the public key of the key inside it.
+    pub(super) fn pkcs8_public(der: &[u8]) -> Option<Vec<u8>> {
+        let (0x30, body, _) = tlv(der)? else {
+            return None;
+        };
+        let (0x02, _, rest) = tlv(body)? else {
+            return None;
+        };
+        let (0x30, alg, rest) = tlv(rest)? else {
+            return None;
+        };
+        let (0x04, inner, mut rest) = tlv(rest)? else {
+            return None;
+        };
+        // OneAsymmetricKey (v2) may carry the public key itself: [1] IMPLICIT BIT STRING.
+        while !rest.is_empty() {
+            let (tag, value, next) = tlv(rest)?;
+            if tag == 0x81 {
+                return value.get(1..).map(<[u8]>::to_vec);
+            }
+            rest = next;
+        }
+        let (0x06, oid, _) = tlv(alg)? else {
+            return None;
+        };
+        match oid {
+            // rsaEncryption
+            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => rsa_public(inner),
+            // id-ecPublicKey
+            [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => sec1_public(inner),
+            // id-Ed25519: the inner OCTET STRING is the seed.
+            [0x2b, 0x65, 0x70] => {
+                let (0x04, seed, _) = tlv(inner)? else {
+                    return None;
+                };
+                let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).ok()?;
+                Some(ring::signature::KeyPair::public_key(&kp).as_ref().to_vec())
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,44 +7,28 @@
 //! needs; CA files hold CAs (one, where a flag takes one); keys are not readable by
 //! others; certificates are within their validity at `now`; an EncryptionConfiguration
 //! is not readable by others and holds keys kube-apiserver takes
-//! ([`crate::encryption::problems`]). Each problem is one
-//! [`Finding`] naming the config, the key and what is wrong. Nothing here prints.
+//! ([`crate::encryption::problems`]). Each problem is one [`Finding`] (the type the audit
+//! reports too) about a file, with its kind and the config and key that name the file.
+//! Nothing here prints.
 //!
 //! [`check`] reads a tree on disk; [`check_tree`] any [`TreeFiles`], so a tree still in
-//! memory gets the same verdict before anything is written.
+//! memory gets the same verdict before anything is written. [`verify()`] judges a scan
+//! already made: `audit --configs` runs it on the trees it audits.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
-use super::refs::{self, RefKind, Reference, Usage};
+use super::refs::{self, ConfigProblem, RefKind, Reference, Scan, Usage};
 use super::tree::{DiskTree, TreeFiles};
+use crate::finding::FindingKind;
+use crate::material::file::FileError;
+use crate::pki::pem::{self, Object, PrivateKey};
 use crate::pki::verify::issued_by;
 
-/// One problem with what a config references.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Finding {
-    /// The config, as an absolute install path.
-    pub config: PathBuf,
-    /// The key in the config (`ETCD_PEER_CERT_FILE`, `--tls-cert-file`, …).
-    pub key: String,
-    pub problem: String,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}: {}",
-            self.config.display(),
-            self.key,
-            self.problem
-        )
-    }
-}
+pub use crate::finding::Finding;
 
 /// A certificate as read from a file or a kubeconfig.
 struct Cert {
@@ -62,14 +46,15 @@ impl Cert {
 /// What a referenced file holds, once read.
 enum Loaded {
     Missing,
-    Unreadable(String),
+    /// Not read, or not what it should hold: the kind of finding, and why.
+    Unreadable(FindingKind, String),
     Certs(Vec<Cert>),
-    /// A private key: its SubjectPublicKeyInfo (DER) and the file's mode.
+    /// A private key: its public half (subjectPublicKey bits) and the file's mode.
     Key {
-        spki: Vec<u8>,
+        public: Vec<u8>,
         mode: Option<u32>,
     },
-    /// Public keys (SubjectPublicKeyInfo DER).
+    /// Public keys (subjectPublicKey bits).
     Public(Vec<Vec<u8>>),
     /// An EncryptionConfiguration: the file's mode and what is wrong with it.
     Encryption {
@@ -79,72 +64,92 @@ enum Loaded {
     Present,
 }
 
-fn pem_blocks(bytes: &[u8]) -> Result<Vec<::pem::Pem>, String> {
-    ::pem::parse_many(bytes).map_err(|e| format!("broken PEM: {e}"))
+/// The PEM sections of a file the daemons read (they take PEM only: a DER file holds
+/// no section), through the one reader of certificate and key material.
+fn pem_objects(bytes: &[u8]) -> Result<Vec<Object>, String> {
+    match pem::sections(bytes) {
+        (_, Some(e)) => Err(e.to_string()),
+        (objects, None) => Ok(objects),
+    }
 }
 
 fn load_certs(bytes: &[u8]) -> Loaded {
-    let blocks = match pem_blocks(bytes) {
-        Ok(b) => b,
-        Err(e) => return Loaded::Unreadable(e),
+    let objects = match pem_objects(bytes) {
+        Ok(o) => o,
+        Err(e) => return Loaded::Unreadable(FindingKind::Unparsable, e),
     };
     let mut certs = Vec::new();
-    for b in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
-        if let Err(e) = parse_x509_certificate(b.contents()) {
-            return Loaded::Unreadable(format!("holds a certificate that does not parse: {e}"));
+    for o in objects {
+        let Object::Certificate(der) = o else {
+            continue;
+        };
+        if let Err(e) = parse_x509_certificate(&der) {
+            return Loaded::Unreadable(
+                FindingKind::Unparsable,
+                format!("holds a certificate that does not parse: {e}"),
+            );
         }
-        certs.push(Cert {
-            der: b.contents().to_vec(),
-        });
+        certs.push(Cert { der });
     }
     if certs.is_empty() {
-        return Loaded::Unreadable("holds no PEM CERTIFICATE".into());
+        return Loaded::Unreadable(FindingKind::Unparsable, "holds no PEM CERTIFICATE".into());
     }
     Loaded::Certs(certs)
 }
 
-fn spki_of_private(pem: &str) -> Result<Vec<u8>, String> {
-    use rcgen::PublicKeyData;
-    crate::pki::load_private_pem(pem)
-        .map(|k| k.subject_public_key_info())
-        .map_err(|e| format!("holds no private key kpki can read: {e}"))
+fn load_key(bytes: &[u8], mode: Option<u32>) -> Loaded {
+    let key = match pem_objects(bytes) {
+        Ok(objects) => objects.into_iter().find_map(|o| match o {
+            Object::PrivateKey(k) => Some(k),
+            _ => None,
+        }),
+        Err(e) => return Loaded::Unreadable(FindingKind::Unparsable, e),
+    };
+    match key.as_ref().and_then(PrivateKey::public_key) {
+        Some(public) => Loaded::Key { public, mode },
+        None => Loaded::Unreadable(
+            FindingKind::Unparsable,
+            "holds no private key kpki can read".into(),
+        ),
+    }
 }
 
-fn load_key(bytes: &[u8], mode: Option<u32>) -> Loaded {
-    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(bytes).into_owned());
-    match spki_of_private(&text) {
-        Ok(spki) => Loaded::Key { spki, mode },
-        Err(e) => Loaded::Unreadable(e),
-    }
+/// The subjectPublicKey bits of a SubjectPublicKeyInfo.
+fn public_of_spki(spki: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::x509::SubjectPublicKeyInfo;
+    SubjectPublicKeyInfo::from_der(spki)
+        .ok()
+        .map(|(_, k)| k.subject_public_key.data.to_vec())
 }
 
 fn load_public(bytes: &[u8]) -> Loaded {
-    let blocks = match pem_blocks(bytes) {
-        Ok(b) => b,
-        Err(e) => return Loaded::Unreadable(e),
+    let objects = match pem_objects(bytes) {
+        Ok(o) => o,
+        Err(e) => return Loaded::Unreadable(FindingKind::Unparsable, e),
     };
-    let mut keys = Vec::new();
-    for b in &blocks {
-        match b.tag() {
-            "PUBLIC KEY" => keys.push(b.contents().to_vec()),
-            "CERTIFICATE" => {
-                if let Ok((_, x)) = parse_x509_certificate(b.contents()) {
-                    keys.push(x.public_key().raw.to_vec());
-                }
-            }
-            t if t.ends_with("PRIVATE KEY") => {
-                let text = zeroize::Zeroizing::new(::pem::encode(b));
-                if let Ok(spki) = spki_of_private(&text) {
-                    keys.push(spki);
-                }
-            }
-            _ => {}
-        }
-    }
+    let keys: Vec<Vec<u8>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::PublicKey(spki) => public_of_spki(spki),
+            Object::Certificate(der) => parse_x509_certificate(der)
+                .ok()
+                .map(|(_, x)| x.public_key().subject_public_key.data.to_vec()),
+            Object::PrivateKey(k) => k.public_key(),
+            _ => None,
+        })
+        .collect();
     if keys.is_empty() {
-        return Loaded::Unreadable("holds no PUBLIC KEY".into());
+        return Loaded::Unreadable(FindingKind::Unparsable, "holds no PUBLIC KEY".into());
     }
     Loaded::Public(keys)
+}
+
+/// The kind of finding for a file that was not read.
+fn file_kind(e: &FileError) -> FindingKind {
+    match e {
+        FileError::TooLarge { .. } => FindingKind::TooLarge,
+        _ => FindingKind::Unreadable,
+    }
 }
 
 fn load(tree: &dyn TreeFiles, r: &Reference) -> Loaded {
@@ -152,7 +157,10 @@ fn load(tree: &dyn TreeFiles, r: &Reference) -> Loaded {
         RefKind::EmbeddedCert(pem) | RefKind::EmbeddedCa(pem) => load_certs(pem.as_bytes()),
         RefKind::EmbeddedKey => match refs::embedded_key_tree(tree, r) {
             Ok(k) => load_key(&k, tree.mode(&r.config).ok()),
-            Err(e) => Loaded::Unreadable(e.to_string()),
+            Err(refs::ReadError::File { source, .. }) => {
+                Loaded::Unreadable(file_kind(&source), source.to_string())
+            }
+            Err(e) => Loaded::Unreadable(FindingKind::Unparsable, e.to_string()),
         },
         kind => {
             // The mode first: it tells a missing file from an unreadable one, and a
@@ -160,14 +168,15 @@ fn load(tree: &dyn TreeFiles, r: &Reference) -> Loaded {
             let mode = match tree.mode(&r.path) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
-                Err(e) => return Loaded::Unreadable(e.to_string()),
+                Err(e) => return Loaded::Unreadable(FindingKind::Unreadable, e.to_string()),
             };
             if *kind == RefKind::Config {
                 return Loaded::Present;
             }
             let bytes = match tree.read(&r.path) {
                 Ok(b) => b,
-                Err(e) => return Loaded::Unreadable(e.to_string()),
+                Err(FileError::Missing) => return Loaded::Missing,
+                Err(e) => return Loaded::Unreadable(file_kind(&e), e.to_string()),
             };
             match kind {
                 RefKind::Key => load_key(&bytes, Some(mode)),
@@ -260,22 +269,34 @@ pub fn check_tree_with(
     daemons: &[super::daemons::Daemon],
     now: OffsetDateTime,
 ) -> Vec<Finding> {
-    let scan = refs::scan_tree_with(tree, daemons);
+    verify(tree, &refs::scan_tree_with(tree, daemons), now)
+}
+
+/// The verifier: what is wrong with what a [`Scan`] of `tree` found, at `now`. Each
+/// finding is about a file (by install path): the referenced file, or the config itself
+/// (when it cannot be read, or lacks a setting); it names the config and key. Sorted by
+/// config and key. `render --check` prints these; `audit --configs` reports them.
+pub fn verify(tree: &dyn TreeFiles, scan: &Scan, now: OffsetDateTime) -> Vec<Finding> {
     let mut findings: Vec<Finding> = scan
         .problems
         .iter()
-        .map(|(config, problem)| Finding {
-            config: config.clone(),
-            key: "(file)".into(),
-            problem: problem.clone(),
+        .map(|(config, problem)| {
+            let kind = match problem {
+                ConfigProblem::File(e) => file_kind(e),
+                ConfigProblem::Parse(_) => FindingKind::Unparsable,
+            };
+            Finding::named(config, kind, problem.to_string(), config, "(file)")
         })
         .collect();
     let refs = &scan.references;
     let loaded: Vec<Loaded> = refs.iter().map(|r| load(tree, r)).collect();
-    let find = |r: &Reference, problem: String| Finding {
-        config: r.config.clone(),
-        key: r.key.clone(),
-        problem,
+    // About the referenced file (the config, for embedded data).
+    let find = |r: &Reference, kind: FindingKind, problem: String| {
+        Finding::named(&r.path, kind, problem, &r.config, &r.key)
+    };
+    // About the config: a setting it lacks.
+    let lacks = |r: &Reference, problem: String| {
+        Finding::named(&r.config, FindingKind::Missing, problem, &r.config, &r.key)
     };
     let shown = |r: &Reference| -> String {
         if r.kind.is_embedded() {
@@ -294,11 +315,15 @@ pub fn check_tree_with(
     for (i, r) in refs.iter().enumerate() {
         match &loaded[i] {
             Loaded::Missing => {
-                findings.push(find(r, format!("{} does not exist", r.path.display())));
+                findings.push(find(
+                    r,
+                    FindingKind::Missing,
+                    format!("{} does not exist", r.path.display()),
+                ));
                 continue;
             }
-            Loaded::Unreadable(m) => {
-                findings.push(find(r, format!("{} {m}", shown(r))));
+            Loaded::Unreadable(kind, m) => {
+                findings.push(find(r, *kind, format!("{} {m}", shown(r))));
                 continue;
             }
             _ => {}
@@ -314,21 +339,31 @@ pub fn check_tree_with(
                 };
                 findings.push(find(
                     r,
-                    format!("{what} is readable by group or others (mode {m:04o})"),
+                    FindingKind::KeyMode,
+                    format!(
+                        "{what} is readable by group or others (mode {m:04o}); chmod 600 {}",
+                        if r.kind == RefKind::EmbeddedKey {
+                            r.config.display()
+                        } else {
+                            r.path.display()
+                        }
+                    ),
                 ));
             }
             (RefKind::EncryptionConfig, Loaded::Encryption { mode, problems }) => {
                 if mode & 0o077 != 0 {
                     findings.push(find(
                         r,
+                        FindingKind::KeyMode,
                         format!(
-                            "{} holds encryption keys and is readable by group or others (mode {mode:04o})",
-                            shown(r)
+                            "{} holds encryption keys and is readable by group or others (mode {mode:04o}); chmod 600 {}",
+                            shown(r),
+                            r.path.display()
                         ),
                     ));
                 }
                 for p in problems {
-                    findings.push(find(r, format!("{} {p}", shown(r))));
+                    findings.push(find(r, FindingKind::WrongUse, format!("{} {p}", shown(r))));
                 }
             }
             (RefKind::Ca | RefKind::EmbeddedCa(_), Loaded::Certs(certs)) => {
@@ -337,6 +372,7 @@ pub fn check_tree_with(
                     if !x.is_ca() {
                         findings.push(find(
                             r,
+                            FindingKind::WrongUse,
                             format!("{} holds {}, which is not a CA", shown(r), x.subject()),
                         ));
                     }
@@ -344,6 +380,7 @@ pub fn check_tree_with(
                 if r.usage == Usage::SingleCa && certs.len() != 1 {
                     findings.push(find(
                         r,
+                        FindingKind::WrongUse,
                         format!(
                             "{} holds {} certificates; this flag takes a single CA",
                             shown(r),
@@ -359,6 +396,7 @@ pub fn check_tree_with(
                 if now > v.not_after.to_datetime() {
                     findings.push(find(
                         r,
+                        FindingKind::OutsideValidity,
                         format!(
                             "{} expired on {}",
                             shown(r),
@@ -368,6 +406,7 @@ pub fn check_tree_with(
                 } else if now < v.not_before.to_datetime() {
                     findings.push(find(
                         r,
+                        FindingKind::OutsideValidity,
                         format!(
                             "{} is not valid before {}",
                             shown(r),
@@ -379,12 +418,14 @@ pub fn check_tree_with(
                     if !leaf.is_ca() {
                         findings.push(find(
                             r,
+                            FindingKind::WrongUse,
                             format!("{} is not a CA certificate, so it cannot sign", shown(r)),
                         ));
                     }
                     if certs.len() != 1 {
                         findings.push(find(
                             r,
+                            FindingKind::WrongUse,
                             format!(
                                 "{} holds {} certificates; this flag takes a single CA",
                                 shown(r),
@@ -395,6 +436,7 @@ pub fn check_tree_with(
                 } else if leaf.is_ca() {
                     findings.push(find(
                         r,
+                        FindingKind::WrongUse,
                         format!(
                             "{} is a CA certificate, not a {}",
                             shown(r),
@@ -416,6 +458,7 @@ pub fn check_tree_with(
                         if need && !has {
                             findings.push(find(
                                 r,
+                                FindingKind::EkuMissing,
                                 format!(
                                     "{} lacks extended key usage {name} (it has {})",
                                     shown(r),
@@ -434,6 +477,7 @@ pub fn check_tree_with(
                         };
                         findings.push(find(
                             r,
+                            FindingKind::SanMissing,
                             format!(
                                 "{} lacks SAN {kind}:{host}, which {} names",
                                 shown(r),
@@ -449,6 +493,7 @@ pub fn check_tree_with(
                                 if !cas.iter().any(|ca| issued_by(&leaf, &ca.parsed())) {
                                     findings.push(find(
                                         r,
+                                        FindingKind::UntrustedIssuer,
                                         format!(
                                         "{} (issuer {}) does not chain to a CA in {} ({ca_key})",
                                         shown(r),
@@ -459,7 +504,7 @@ pub fn check_tree_with(
                                 }
                             }
                         }
-                        None => findings.push(find(
+                        None => findings.push(lacks(
                             r,
                             format!(
                                 "the config names no {ca_key} to verify {} against",
@@ -475,7 +520,7 @@ pub fn check_tree_with(
 
     // Keys against their certificates: same config, same identity.
     for (i, r) in refs.iter().enumerate() {
-        let Loaded::Key { spki, .. } = &loaded[i] else {
+        let Loaded::Key { public, .. } = &loaded[i] else {
             continue;
         };
         if r.usage == Usage::ServiceAccount {
@@ -489,9 +534,10 @@ pub fn check_tree_with(
         match cert {
             Some((j, c)) => {
                 if let Loaded::Certs(certs) = &loaded[j] {
-                    if certs[0].parsed().public_key().raw != spki.as_slice() {
+                    if certs[0].parsed().public_key().subject_public_key.data != public.as_slice() {
                         findings.push(find(
                             r,
+                            FindingKind::KeyMismatch,
                             format!(
                                 "{} does not match the certificate {} ({})",
                                 shown(r),
@@ -502,7 +548,7 @@ pub fn check_tree_with(
                     }
                 }
             }
-            None => findings.push(find(
+            None => findings.push(lacks(
                 r,
                 format!("{} has no certificate beside it in this config", shown(r)),
             )),
@@ -520,10 +566,11 @@ pub fn check_tree_with(
         .collect();
     if let Some((first, _)) = publics.first() {
         for (r, l) in refs.iter().zip(&loaded) {
-            if let (Usage::ServiceAccount, Loaded::Key { spki, .. }) = (r.usage, l) {
-                if !publics.iter().any(|(_, keys)| keys.contains(spki)) {
+            if let (Usage::ServiceAccount, Loaded::Key { public, .. }) = (r.usage, l) {
+                if !publics.iter().any(|(_, keys)| keys.contains(public)) {
                     findings.push(find(
                         r,
+                        FindingKind::KeyMismatch,
                         format!(
                             "{} does not match the service-account public key {} ({} {})",
                             shown(r),
@@ -536,7 +583,7 @@ pub fn check_tree_with(
             }
         }
     }
-    findings.sort();
+    findings.sort_by(|a, b| (&a.named_by, &a.message).cmp(&(&b.named_by, &b.message)));
     findings.dedup();
     findings
 }
@@ -557,9 +604,10 @@ pub fn on_node_present(findings: Vec<Finding>, on_node: &[String]) -> Vec<Findin
     findings
         .into_iter()
         .filter(|f| {
-            !on_node
-                .iter()
-                .any(|p| f.problem == format!("{p} does not exist"))
+            f.kind != FindingKind::Missing
+                || !on_node
+                    .iter()
+                    .any(|p| f.path.as_deref() == Some(Path::new(p)))
         })
         .collect()
 }

@@ -25,12 +25,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::path::{Component as PathComponent, Path, PathBuf};
 
-use base64::Engine;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 use zeroize::Zeroizing;
 
 use super::daemons::{self, ConfigFormat, Daemon, Hosts, Names, DAEMONS};
 use super::tree::{DiskTree, TreeFiles};
+use crate::material::file::FileError;
+use crate::material::{kubeconfig, yaml};
 
 /// The daemon (or kind of file) a reference belongs to, by name. The daemons are
 /// declared in [`super::daemons`]; a declaration may name a component of its own.
@@ -144,14 +145,26 @@ pub struct Reference {
 /// Why a config could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {path}: {source}")]
-    Io {
+    #[error("{} {source}", path.display())]
+    File {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
+    #[error("{} is not UTF-8 text", path.display())]
+    NotText { path: PathBuf },
     #[error("{config}: {message}")]
     Parse { config: PathBuf, message: String },
+}
+
+/// Why a config could not be read: the file itself, or what it says.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// Missing files are not problems of the scan: the reference naming them is.
+    #[error("{0}")]
+    File(FileError),
+    #[error("{0}")]
+    Parse(String),
 }
 
 /// Everything [`scan`] found: the references, and the configs it could not read.
@@ -159,7 +172,7 @@ pub enum ReadError {
 pub struct Scan {
     pub references: Vec<Reference>,
     /// `(config install path, what is wrong)`.
-    pub problems: Vec<(PathBuf, String)>,
+    pub problems: Vec<(PathBuf, ConfigProblem)>,
 }
 
 /// The file under `root` for an absolute install path (`/` + path for an installed node).
@@ -175,8 +188,11 @@ pub fn resolve(root: &Path, install_path: &Path) -> PathBuf {
 /// read or parsed; [`scan`] reports those and goes on.
 pub fn references(root: &Path) -> Result<Vec<Reference>, ReadError> {
     let s = scan(root);
-    if let Some((config, message)) = s.problems.into_iter().next() {
-        return Err(ReadError::Parse { config, message });
+    if let Some((config, problem)) = s.problems.into_iter().next() {
+        return Err(ReadError::Parse {
+            config,
+            message: problem.to_string(),
+        });
     }
     Ok(s.references)
 }
@@ -221,9 +237,9 @@ pub fn scan_tree_with(tree: &dyn TreeFiles, daemons: &[Daemon]) -> Scan {
             Ok(b) => Zeroizing::new(String::from_utf8_lossy(&b).into_owned()),
             // A followed config that is missing is reported by the checker through the
             // Config reference that named it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(FileError::Missing) => continue,
             Err(e) => {
-                scan.problems.push((config, format!("cannot read: {e}")));
+                scan.problems.push((config, ConfigProblem::File(e)));
                 continue;
             }
         };
@@ -248,7 +264,7 @@ pub fn scan_tree_with(tree: &dyn TreeFiles, daemons: &[Daemon]) -> Scan {
             }
         };
         if let Err(m) = r {
-            scan.problems.push((config, m));
+            scan.problems.push((config, ConfigProblem::Parse(m)));
         }
     }
     scan.references
@@ -267,33 +283,23 @@ pub fn embedded_key_tree(
     tree: &dyn TreeFiles,
     r: &Reference,
 ) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    let io = |source| ReadError::Io {
+    let bytes = tree.read(&r.config).map_err(|source| ReadError::File {
         path: tree.display(&r.config),
         source,
-    };
-    let bytes = tree.read(&r.config).map_err(io)?;
-    // As `fs::read_to_string` failed on a config that is not UTF-8 (`scan` reads lossily).
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        ))
+    })?;
+    // `scan` reads configs lossily; a key is read from UTF-8 text only.
+    let text = std::str::from_utf8(&bytes).map_err(|_| ReadError::NotText {
+        path: tree.display(&r.config),
     })?;
     let parse = |message: String| ReadError::Parse {
         config: r.config.clone(),
         message,
     };
-    let docs = YamlLoader::load_from_str(text).map_err(|e| parse(e.to_string()))?;
+    let k = kubeconfig::parse(text).map_err(|e| parse(e.to_string()))?;
     let user = r.identity.strip_prefix("user ").unwrap_or(&r.identity);
-    let doc = docs.first().ok_or_else(|| parse("empty".into()))?;
-    for u in doc["users"].as_vec().map(Vec::as_slice).unwrap_or(&[]) {
-        if u["name"].as_str() == Some(user) {
-            if let Some(d) = u["user"]["client-key-data"].as_str() {
-                return base64::engine::general_purpose::STANDARD
-                    .decode(d.trim())
-                    .map(Zeroizing::new)
-                    .map_err(|e| parse(format!("{}: not base64: {e}", r.key)));
-            }
+    for u in k.users.iter().filter(|u| u.name == user) {
+        if let Some(d) = &u.key_data {
+            return kubeconfig::decode(d).map_err(|e| parse(format!("{}: not base64: {e}", r.key)));
         }
     }
     Err(parse(format!("{} is gone", r.key)))
@@ -687,11 +693,7 @@ fn read_unit(text: &str, out: &mut Out<'_>) -> Result<(), String> {
 }
 
 fn load_yaml(text: &str) -> Result<Yaml, String> {
-    let mut docs = YamlLoader::load_from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    if docs.is_empty() {
-        return Err("empty document".into());
-    }
-    Ok(docs.swap_remove(0))
+    yaml::load_first(text).map_err(|e| e.to_string())
 }
 
 fn read_static_pod(text: &str, out: &mut Out<'_>) -> Result<(), String> {
@@ -727,57 +729,28 @@ fn read_static_pod(text: &str, out: &mut Out<'_>) -> Result<(), String> {
 }
 
 fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
-    let doc = load_yaml(text)?;
-    if doc["kind"].as_str().is_some_and(|k| k != "Config") {
+    let k = kubeconfig::parse(text).map_err(|e| e.to_string())?;
+    if k.is_other_kind() {
         return Ok(()); // some other YAML under /etc/kubernetes
     }
     let b64 = |key: &str, v: &str| -> Result<String, String> {
-        base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
+        kubeconfig::decode(v)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| format!("{key}: not base64: {e}"))
     };
-    let seq = |y: &Yaml| y.as_vec().cloned().unwrap_or_default();
     let c = Component::KUBECONFIG;
-    // Which cluster each user talks to: the current context's first, then any.
-    let current = doc["current-context"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let mut user_cluster: BTreeMap<String, String> = BTreeMap::new();
-    let mut contexts = seq(&doc["contexts"]);
-    contexts.sort_by_key(|ctx| ctx["name"].as_str() != Some(current.as_str()));
-    for ctx in contexts {
-        if let (Some(u), Some(cl)) = (
-            ctx["context"]["user"].as_str(),
-            ctx["context"]["cluster"].as_str(),
-        ) {
-            user_cluster
-                .entry(u.to_owned())
-                .or_insert_with(|| cl.to_owned());
-        }
-    }
-    let mut ca_key_of: BTreeMap<String, String> = BTreeMap::new();
-    for cl in seq(&doc["clusters"]) {
-        let name = cl["name"].as_str().unwrap_or_default().to_owned();
-        let id = format!("cluster {name}");
-        let base = format!("clusters[{name}].cluster");
-        if let Some(v) = cl["cluster"]["certificate-authority"].as_str() {
+    let none = || (vec![], vec![]);
+    let mut ca_key_of: BTreeMap<&str, String> = BTreeMap::new();
+    for cl in &k.clusters {
+        let id = format!("cluster {}", cl.name);
+        let base = format!("clusters[{}].cluster", cl.name);
+        if let Some(v) = &cl.ca_file {
             let key = format!("{base}.certificate-authority");
             let path = out.abs(v);
-            out.push(
-                c,
-                &key,
-                path,
-                RefKind::Ca,
-                Usage::Trust,
-                &id,
-                None,
-                (vec![], vec![]),
-            );
-            ca_key_of.insert(name.clone(), key);
+            out.push(c, &key, path, RefKind::Ca, Usage::Trust, &id, None, none());
+            ca_key_of.insert(&cl.name, key);
         }
-        if let Some(v) = cl["cluster"]["certificate-authority-data"].as_str() {
+        if let Some(v) = &cl.ca_data {
             let key = format!("{base}.certificate-authority-data");
             let pem = b64(&key, v)?;
             let path = out.config.clone();
@@ -789,25 +762,24 @@ fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
                 Usage::Trust,
                 &id,
                 None,
-                (vec![], vec![]),
+                none(),
             );
-            ca_key_of.insert(name, key);
+            ca_key_of.insert(&cl.name, key);
         }
     }
-    for u in seq(&doc["users"]) {
-        let name = u["name"].as_str().unwrap_or_default().to_owned();
-        let id = format!("user {name}");
-        let base = format!("users[{name}].user");
-        let chain = user_cluster
-            .get(&name)
+    for u in &k.users {
+        let id = format!("user {}", u.name);
+        let base = format!("users[{}].user", u.name);
+        let chain = k
+            .cluster_of(&u.name)
             .and_then(|cl| ca_key_of.get(cl))
             .cloned();
-        let none = || (vec![], vec![]);
-        if let Some(v) = u["user"]["client-certificate"].as_str() {
+        if let Some(v) = &u.cert_file {
             let path = out.abs(v);
+            let key = format!("{base}.client-certificate");
             out.push(
                 c,
-                &format!("{base}.client-certificate"),
+                &key,
                 path,
                 RefKind::Cert,
                 Usage::Client,
@@ -816,11 +788,12 @@ fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
                 none(),
             );
         }
-        if let Some(v) = u["user"]["client-key"].as_str() {
+        if let Some(v) = &u.key_file {
             let path = out.abs(v);
+            let key = format!("{base}.client-key");
             out.push(
                 c,
-                &format!("{base}.client-key"),
+                &key,
                 path,
                 RefKind::Key,
                 Usage::Client,
@@ -829,7 +802,7 @@ fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
                 none(),
             );
         }
-        if let Some(v) = u["user"]["client-certificate-data"].as_str() {
+        if let Some(v) = &u.cert_data {
             let key = format!("{base}.client-certificate-data");
             let pem = b64(&key, v)?;
             let path = out.config.clone();
@@ -844,11 +817,12 @@ fn read_kubeconfig(text: &str, out: &mut Out<'_>) -> Result<(), String> {
                 none(),
             );
         }
-        if u["user"]["client-key-data"].as_str().is_some() {
+        if u.key_data.is_some() {
             let path = out.config.clone();
+            let key = format!("{base}.client-key-data");
             out.push(
                 c,
-                &format!("{base}.client-key-data"),
+                &key,
                 path,
                 RefKind::EmbeddedKey,
                 Usage::Client,

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::refs::resolve;
+use crate::material::file::{read_regular, FileError, Links, MAX_FILE};
 
 /// A node's files by absolute install path: a directory on disk or a tree in memory.
 pub trait TreeFiles: Sync {
-    /// The bytes of the file at an install path (`ErrorKind::NotFound` when absent).
-    /// Zeroized on drop: the file may be a private key or a kubeconfig embedding one.
-    fn read(&self, install_path: &Path) -> io::Result<Zeroizing<Vec<u8>>>;
+    /// The bytes of the file at an install path ([`FileError::Missing`] when absent).
+    /// Zeroized on drop: the file may be a private key or a kubeconfig embedding one. On
+    /// disk only a regular file (or a link to one) up to [`MAX_FILE`] is read, without
+    /// blocking: a FIFO, a device or an endless file is refused, never read.
+    fn read(&self, install_path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError>;
     /// The permission bits of the file at an install path (`NotFound` when absent). On
     /// disk this follows links and answers for directories and FIFOs too, as the checker
     /// always has; reading them is what fails.
@@ -41,8 +44,8 @@ impl DiskTree {
 }
 
 impl TreeFiles for DiskTree {
-    fn read(&self, install_path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
-        std::fs::read(resolve(&self.root, install_path)).map(Zeroizing::new)
+    fn read(&self, install_path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
+        read_regular(&resolve(&self.root, install_path), MAX_FILE, Links::Follow)
     }
 
     fn mode(&self, install_path: &Path) -> io::Result<u32> {
@@ -110,11 +113,11 @@ impl fmt::Debug for MemTree {
 }
 
 impl TreeFiles for MemTree {
-    fn read(&self, install_path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
+    fn read(&self, install_path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
         self.files
             .get(&key(install_path))
             .map(|(b, _)| b.clone())
-            .ok_or_else(|| io::ErrorKind::NotFound.into())
+            .ok_or(FileError::Missing)
     }
 
     fn mode(&self, install_path: &Path) -> io::Result<u32> {
@@ -173,7 +176,7 @@ mod tests {
         );
         assert_eq!(t.mode(Path::new("/top.kubeconfig")).unwrap(), 0o600);
         let absent = t.read(Path::new("/etc/a")).unwrap_err();
-        assert_eq!(absent.kind(), io::ErrorKind::NotFound);
+        assert!(matches!(absent, FileError::Missing), "{absent}");
         assert_eq!(
             t.mode(Path::new("/etc/a/z")).unwrap_err().kind(),
             io::ErrorKind::NotFound

@@ -360,15 +360,22 @@ pub fn on_node_paths(root: &Path) -> Vec<String> {
 /// Reads the manifest of the tree at `root`, if there is one.
 pub fn read_manifest(root: &Path) -> Result<Option<Manifest>, StageError> {
     let path = target(root, MANIFEST)?;
-    match fs::read(&path) {
+    // A tree to check may be anybody's: the manifest is read only if it is a regular file
+    // of sane size, never blocking.
+    use crate::material::file::{read_regular, FileError, Links, MAX_FILE};
+    match read_regular(&path, MAX_FILE, Links::Follow) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| StageError::BadManifest {
                 path,
                 reason: e.to_string(),
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(&path)(e)),
+        Err(FileError::Missing) => Ok(None),
+        Err(FileError::Io(e)) => Err(io(&path)(e)),
+        Err(e) => Err(StageError::BadManifest {
+            path,
+            reason: format!("it {e}"),
+        }),
     }
 }
 
