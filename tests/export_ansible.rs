@@ -689,4 +689,77 @@ fn the_playbook_installs_and_restarts_what_push_would() {
             .unwrap(),
         v1
     );
+
+    // Three failures in one run, each as push fails: on etcd01 a staged file that no
+    // longer matches its manifest (and is missing on the node) fails its SHA-256 check,
+    // and nothing is written; master01's manifest names an owner the node does not have,
+    // and it is refused before anything is written; on worker01 (v2 again) the kubelet's
+    // restart fails, and the node is rolled back to v1 and restarted.
+    w.nodes.ssh_ok("etcd01", "rm /etc/etcd/options.env");
+    let env_file = w.staged().join("etcd01/etc/etcd/options.env");
+    let mut t = std::fs::read(&env_file).unwrap();
+    t.extend_from_slice(b"ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\n");
+    std::fs::write(&env_file, t).unwrap();
+    let mpath = w.staged().join("master01/var/lib/kpki/manifest.json");
+    let m = std::fs::read_to_string(&mpath).unwrap();
+    std::fs::write(
+        &mpath,
+        m.replacen("\"owner\": \"root\"", "\"owner\": \"kubenobody\"", 1),
+    )
+    .unwrap();
+    w.export();
+    let manifests: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| w.nodes.read(n, "/var/lib/kpki/manifest.json").unwrap())
+        .collect();
+    w.nodes.fail_unit_next("worker01", "kubelet", 1);
+    let from = w.nodes.systemctl_log("worker01").len();
+    let o = ansible(
+        "ansible-playbook",
+        &w.env.path().join("ansible"),
+        w.env.path(),
+        &["site.yml"],
+        PLAYBOOK_TIMEOUT,
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("SHA-256 mismatch"), "{out}");
+    assert!(
+        out.contains("owner kubenobody does not exist on the node; nothing was written"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rolled back to the files before this run and restarted"),
+        "{out}"
+    );
+    for (n, before) in names.iter().zip(&manifests).take(2) {
+        assert_eq!(
+            &w.nodes.read(n, "/var/lib/kpki/manifest.json").unwrap(),
+            before,
+            "{n} is as it was"
+        );
+        let left = w
+            .nodes
+            .ssh_ok(n, "find /etc /var -name '.kpki-push.*' | head -1");
+        assert!(left.trim().is_empty(), "{n}: {left}");
+    }
+    assert!(w.nodes.read("etcd01", "/etc/etcd/options.env").is_none());
+    assert_eq!(
+        w.nodes
+            .read("worker01", "/etc/kubernetes/ssl/kubelet.crt")
+            .unwrap(),
+        v1,
+        "worker01 holds v1 again"
+    );
+    let kubelet = w
+        .restarts("worker01", from)
+        .iter()
+        .filter(|(_, a)| a == "restart kubelet.service")
+        .count();
+    assert!(kubelet >= 2, "restarted, and again after the rollback");
+    assert!(w
+        .nodes
+        .ssh("worker01", "systemctl is-active kubelet")
+        .status
+        .success());
 }
