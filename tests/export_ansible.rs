@@ -1,8 +1,10 @@
 //! `kpki export ansible`: the export of the example cluster passes `ansible-playbook
-//! --syntax-check` (Debian's ansible-core), and the playbook, run against two throwaway
-//! SSH nodes (tests/support/nodes.rs), installs what `kpki push` installs, restarts what
-//! push restarts in push's order, changes nothing on a second run, and leaves backups
-//! that `kpki push --rollback` restores.
+//! --syntax-check` (Debian's ansible-core), and the playbook, run against three throwaway
+//! SSH nodes (tests/support/nodes.rs; the etcd member runs a real etcd), installs what
+//! `kpki push` installs, restarts what push restarts in push's order (gated), changes
+//! nothing on a second run or with --check, leaves backups that `kpki push --rollback`
+//! restores, and fails as push fails (a SHA-256 mismatch, a missing owner, a failed
+//! restart rolled back).
 //!
 //! Skipped (with a line on stderr) without ansible-playbook; the node test also where
 //! nodes cannot run (not root, no sshd or unshare), unless KPKI_REQUIRE_NODES is set.
@@ -644,6 +646,31 @@ fn the_playbook_installs_and_restarts_what_push_would() {
         .iter()
         .map(|n| w.nodes.systemctl_log(n).len())
         .collect();
+    // --check says what would change and restart, and changes nothing (push --dry-run).
+    let o = ansible(
+        "ansible-playbook",
+        &w.env.path().join("ansible"),
+        w.env.path(),
+        &["site.yml", "--check"],
+        PLAYBOOK_TIMEOUT,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("would change 3 files; restarts: kubelet.service"),
+        "{out}"
+    );
+    assert!(out.contains("restarts: etcd.service"), "{out}");
+    for (n, from) in names.iter().zip(&logs) {
+        assert!(w.restarts(n, *from).is_empty(), "{n}: {out}");
+        assert_eq!(w.backups(n).len(), 1, "{n}");
+    }
+    assert_eq!(
+        w.nodes
+            .read("worker01", "/etc/kubernetes/ssl/kubelet.crt")
+            .unwrap(),
+        v1
+    );
     let out = w.playbook();
     for (n, from) in names.iter().zip(&logs) {
         w.assert_installed(n);
