@@ -306,11 +306,11 @@ pub fn export(inv: &Inventory, opts: &Options<'_>) -> Result<Vec<ExportFile>, Di
     let mut files = Vec::new();
     let mut hosts = Vec::new();
     let mut members = Vec::new();
+    let mut endpoints = Vec::new();
     for n in inv.nodes() {
         let name = n.name.as_str();
         let tree = StagedTree::read(opts.staged, name)?;
-        let mut vars = Vec::new();
-        vars.push(("ansible_host".to_owned(), s(&n.ssh.host)));
+        let mut vars = vec![("ansible_host".to_owned(), s(&n.ssh.host))];
         if let Some(u) = &n.ssh.user {
             vars.push(("ansible_user".to_owned(), s(u)));
         }
@@ -328,6 +328,7 @@ pub fn export(inv: &Inventory, opts: &Options<'_>) -> Result<Vec<ExportFile>, Di
                 ("host".into(), s(name)),
                 ("endpoint".into(), s(&g.endpoint)),
             ]));
+            endpoints.push(g.endpoint.clone());
         }
         files.push(ExportFile {
             path: PathBuf::from("host_vars").join(format!("{name}.yml")),
@@ -335,17 +336,6 @@ pub fn export(inv: &Inventory, opts: &Options<'_>) -> Result<Vec<ExportFile>, Di
             mode: 0o644,
         });
     }
-    let endpoints: Vec<String> = members
-        .iter()
-        .filter_map(|m| match m {
-            Y::M(kv) => kv.iter().find_map(|(k, v)| match (k.as_str(), v) {
-                ("endpoint", Y::S(e)) => Some(e.clone()),
-                _ => None,
-            }),
-            _ => None,
-        })
-        .collect();
-
     // The inventory: every node with how to reach it, then the groups by role.
     let groups: Vec<(String, Y)> = GROUPS
         .iter()
