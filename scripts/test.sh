@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Debian/Ubuntu, as root), then runs the
 # whole test suite. As a non-root user, install the packages it names first:
-#   sudo apt-get install -y openssl curl etcd-server etcd-client haproxy containerd openssh-server prometheus jq
+#   sudo apt-get install -y openssl curl etcd-server etcd-client haproxy containerd openssh-server prometheus jq ansible-core
 #   (and kubernetes-client when no kubectl is on the PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,9 @@ command -v kubectl >/dev/null || need+=(kubernetes-client)
 command -v jq >/dev/null || need+=(jq)
 # promtool (Debian ships it in prometheus) checks the audit's metrics; the test skips that step without it.
 command -v promtool >/dev/null || need+=(prometheus)
+# ansible-playbook runs the export of `kpki export ansible` (tests/export_ansible.rs); a
+# full `ansible` already provides it.
+command -v ansible-playbook >/dev/null || need+=(ansible-core)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

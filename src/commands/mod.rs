@@ -8,6 +8,7 @@ use age::secrecy::SecretString;
 use time::OffsetDateTime;
 
 mod audit;
+mod export;
 mod init;
 mod inspect;
 mod issue;
@@ -82,6 +83,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Rotate(a) => return rotate::run(g, a, now, &mut p),
         Command::Bundle(a) => push::bundle(g, a, now, &mut p),
         Command::Unbundle(a) => return push::unbundle(g, a, &mut p),
+        Command::Export(a) => export::run(g, a, &mut p),
         Command::Init(a) => init::run(g, a, now, &mut p),
         Command::Issue(a) => issue::run(g, a, now, &mut p),
         Command::Csr(a) => sign::csr(g, a, &mut p),

@@ -11,6 +11,7 @@
 //! certificate; then the masters one at a time; then the other nodes in parallel. A gate
 //! that fails rolls that node back and stops the push.
 
+pub mod ansible;
 pub mod bundle;
 pub mod restart;
 pub mod script;
