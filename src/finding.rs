@@ -88,10 +88,13 @@ pub enum FindingKind {
     /// A certificate a config names has expired or is not valid yet (the audit also
     /// gives it the certificate's state).
     OutsideValidity,
+    /// No maintenance window (`--window`) opens between the time a certificate is due
+    /// for renewal and its end: a rotation run in the windows would renew it too late.
+    WindowTooLate,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 21] = [
+    pub const ALL: [FindingKind; 22] = [
         FindingKind::Unreadable,
         FindingKind::Vanished,
         FindingKind::TooLarge,
@@ -113,6 +116,7 @@ impl FindingKind {
         FindingKind::ExpiryCliff,
         FindingKind::WrongUse,
         FindingKind::OutsideValidity,
+        FindingKind::WindowTooLate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -138,6 +142,7 @@ impl FindingKind {
             FindingKind::ExpiryCliff => "expiry_cliff",
             FindingKind::WrongUse => "wrong_use",
             FindingKind::OutsideValidity => "outside_validity",
+            FindingKind::WindowTooLate => "window_too_late",
         }
     }
 
@@ -151,7 +156,10 @@ impl FindingKind {
             // otherwise warn every night for a year. Its certificates warn on their own
             // once they come within --warn.
             | FindingKind::ExpiryCliff => Severity::Info,
-            FindingKind::Unreadable | FindingKind::TooLarge | FindingKind::BrokenSymlink => {
+            FindingKind::Unreadable
+            | FindingKind::TooLarge
+            | FindingKind::BrokenSymlink
+            | FindingKind::WindowTooLate => {
                 Severity::Warn
             }
             _ => Severity::Error,

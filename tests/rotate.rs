@@ -579,3 +579,54 @@ fn sigkill_at_every_journal_step_then_resume_issues_once() {
     assert!(n > 4, "the kill points covered the steps: {n}");
     let _ = Mutex::new(());
 }
+
+#[test]
+fn the_audit_warns_when_no_window_opens_in_a_renewal_margin() {
+    let env = TestEnv::new();
+    env.init();
+    // kubelet certificates renewed only in their last 2 hours: a weekly window misses.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/kubelet.toml"),
+    )
+    .unwrap()
+    .replace(
+        "validity = \"1y\"",
+        "validity = \"1y\"\nrenew_before = \"2h\"",
+    );
+    std::fs::create_dir_all(env.store().join("profiles")).unwrap();
+    std::fs::write(env.store().join("profiles/kubelet.toml"), text).unwrap();
+    env.ok(&["issue", "--all"]);
+    let o = env.run(&[
+        "audit",
+        "--format",
+        "json",
+        "--window",
+        "Sat 02:00-04:00 UTC",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let late: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "window_too_late")
+        .collect();
+    // Every kubelet certificate (two masters, three workers), nothing else.
+    assert_eq!(late.len(), 5, "{v}");
+    for f in &late {
+        assert!(
+            f["message"].as_str().unwrap().starts_with("kubelet "),
+            "{f}"
+        );
+    }
+    let o = env.run(&["audit", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        !v.to_string().contains("window_too_late"),
+        "no --window, no finding"
+    );
+}
+
+fn text_of(o: &Output) -> String {
+    text(o)
+}

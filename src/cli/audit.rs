@@ -88,7 +88,8 @@ JSON (--format json), one object; the field names are stable:
                            broken_symlink | untrusted_issuer | bad_signature | foreign_ca |
                            ca_expires_first | key_mismatch | key_mode | missing |
                            subject_mismatch | san_missing | eku_missing | wrong_ca |
-                           ca_mismatch | expiry_cliff | wrong_use | outside_validity
+                           ca_mismatch | expiry_cliff | wrong_use | outside_validity |
+                           window_too_late
     severity               error | warn | info
     message                one line, with what to do
     embedded               {kind, key} for a finding about kubeconfig data
@@ -177,6 +178,11 @@ pub struct AuditArgs {
     /// Report a day on which at least this many distinct certificates expire.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub cliff: usize,
+    /// The maintenance window rotations run in ("Sat 02:00-04:00 UTC", as for `kpki
+    /// rotate --window`): with a store, warn (window_too_late) about every certificate
+    /// whose renewal margin (its profile's renew_before) holds no opening of the window.
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Option<String>,
     /// Worker threads, 1 to 256 (default: one per core).
     #[arg(
         long,

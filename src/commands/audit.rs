@@ -233,6 +233,14 @@ pub(super) fn run(
                 .filter(|e| wanted.contains(e.path.as_path())),
         );
     }
+    if let Some(w) = &a.window {
+        let w: crate::rotate::Window = w
+            .parse()
+            .map_err(|e| Error::usage(e, "see `kpki rotate --help`"))?;
+        if let Some(s) = &store {
+            early_findings.extend(window_findings(s, &profiles, &w, now)?);
+        }
+    }
     let cfg = AuditConfig {
         roots,
         referenced,
@@ -285,4 +293,47 @@ pub(super) fn run(
     std::mem::forget(report);
     std::mem::forget(text);
     Ok(code)
+}
+
+/// Every current certificate of the store whose renewal margin holds no opening of the
+/// window (with an hour for the rotation itself).
+fn window_findings(
+    store: &crate::store::Store,
+    profiles: &crate::profile::Profiles,
+    w: &crate::rotate::Window,
+    now: OffsetDateTime,
+) -> Result<Vec<crate::finding::Finding>> {
+    use crate::finding::{Finding, FindingKind};
+    let mut out = Vec::new();
+    for (profile, target) in store.issuances()? {
+        let Ok(p) = profiles.get(&profile) else {
+            continue;
+        };
+        let Some(held) = crate::plan::held(store, &profile, &target)? else {
+            continue;
+        };
+        let Some(c) = &held.cert else { continue };
+        let f = &c.facts;
+        if f.not_after <= now {
+            continue;
+        }
+        let due = crate::plan::renew_at(p, f).max(now);
+        let open = w.next_open(due);
+        if open + time::Duration::hours(1) > f.not_after {
+            let path = store
+                .current(&profile, &target)?
+                .map(|g| g.dir.join("cert.pem"));
+            out.push(Finding::new(
+                path.as_deref(),
+                FindingKind::WindowTooLate,
+                format!(
+                    "{profile} {target}: due for renewal {}, but the window \"{w}\" opens next {} and the certificate ends {}; give the profile a longer renew_before or the window more openings",
+                    crate::pki::rfc3339(due),
+                    crate::pki::rfc3339(open),
+                    crate::pki::rfc3339(f.not_after)
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }

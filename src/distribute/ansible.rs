@@ -111,7 +111,7 @@ impl FileRestarts {
     }
 
     /// What changing all of `changed` restarts: what the playbook computes from the
-    /// host's variables (the units in the order the daemons are declared; a static pod
+    /// host's variables (the units in the node's boot order; a static pod
     /// unless its manifest changed too), and what [`restart::restarts`] says.
     pub fn combine(changed: &[&FileRestarts]) -> restart::Restarts {
         let (units, pods) = order();
@@ -140,11 +140,11 @@ fn push_new(v: &mut Vec<String>, s: &str) {
     }
 }
 
-/// Every unit and every static pod, in the order the daemons are declared (the order
+/// Every unit and every static pod, in the node's boot order (the order
 /// [`restart::restarts`] lists them in).
 fn order() -> (Vec<&'static str>, Vec<&'static str>) {
     let (mut units, mut pods) = (Vec::new(), Vec::new());
-    for d in DAEMONS {
+    for d in restart::in_boot_order() {
         match d.runs {
             Runs::Unit(u) if !units.contains(&u) => units.push(u),
             Runs::StaticPod(p) if !pods.contains(&p) => pods.push(p),

@@ -97,9 +97,7 @@ pub fn restarts(root: &Path, changed: &[&str]) -> Restarts {
         }),
         ..Restarts::default()
     };
-    let mut daemons: Vec<_> = DAEMONS.iter().collect();
-    daemons.sort_by_key(|d| boot_rank(d.component));
-    for d in daemons {
+    for d in in_boot_order() {
         let Some(files) = deps.get(&d.component) else {
             continue;
         };
@@ -123,8 +121,16 @@ pub fn restarts(root: &Path, changed: &[&str]) -> Restarts {
     r
 }
 
+/// The daemons in the node's boot order: restarts follow it (here and in the Ansible
+/// export), so a daemon comes back after what it needs.
+pub fn in_boot_order() -> Vec<&'static crate::render::daemons::Daemon> {
+    let mut daemons: Vec<_> = DAEMONS.iter().collect();
+    daemons.sort_by_key(|d| boot_rank(d.component));
+    daemons
+}
+
 /// The node's boot order (etcd, flanneld, containerd, kubelet, kube-proxy, the control
-/// plane): restarts follow it, so a daemon comes back after what it needs.
+/// plane).
 fn boot_rank(c: Component) -> usize {
     const ORDER: &[&str] = &[
         "etcd",

@@ -243,13 +243,7 @@ pub fn judge(
             };
         }
     }
-    let lifetime = f.not_after - f.not_before;
-    let renew_before = match profile.cert_spec().and_then(|s| s.renew_before) {
-        Some(rb) => rb.duration().min(lifetime),
-        // As cert-manager does: one third of the lifetime.
-        None => lifetime / 3,
-    };
-    let renew_at = f.not_after - renew_before;
+    let renew_at = renew_at(profile, f);
     if now >= renew_at {
         return Reason::Expiring {
             not_after: f.not_after,
@@ -257,6 +251,17 @@ pub fn judge(
         };
     }
     Reason::Ok
+}
+
+/// When a certificate is due for renewal: its profile's `renew_before` ahead of its end,
+/// or (as cert-manager does) the last third of its lifetime.
+pub fn renew_at(profile: &Profile, f: &crate::pki::CertFacts) -> OffsetDateTime {
+    let lifetime = f.not_after - f.not_before;
+    let renew_before = match profile.cert_spec().and_then(|s| s.renew_before) {
+        Some(rb) => rb.duration().min(lifetime),
+        None => lifetime / 3,
+    };
+    f.not_after - renew_before
 }
 
 fn short(id: &str) -> String {

@@ -4,7 +4,7 @@
 
 mod decide;
 
-pub use decide::{decide, held, stagger, Decision, Held, HeldCert, Reason};
+pub use decide::{decide, held, renew_at, stagger, Decision, Held, HeldCert, Reason};
 
 use std::collections::BTreeSet;
 use std::fmt;
