@@ -362,7 +362,7 @@ pub fn issue(
         });
     }
     // 3. The store: a new generation per issuance, flushed together, then the ledger.
-    let mut batch = atomic::Batch::new();
+    let mut batch = atomic::Batch::new(store.dir());
     let mut events = Vec::new();
     for i in &mut done {
         let mut files = Vec::new();
@@ -537,16 +537,7 @@ pub fn export(
     };
     crate::stage::safe_out(&dir)?;
     // Never write a key through a symlink planted where the node's directory goes.
-    for d in [out, dir.as_path()] {
-        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(IssueError::Io {
-                path: d.to_path_buf(),
-                source: std::io::Error::other(
-                    "is a symbolic link; kpki does not write through one",
-                ),
-            });
-        }
-    }
+    atomic::no_links(out, &dir).map_err(io(&dir))?;
     if let (Some(cert), Some(ca), Some(c)) = (cert_pem, ca_pem, &plan.cert) {
         let spki = match key_pem {
             Some(k) => Some(pki::load_private_pem(k).map(|k| k.subject_public_key_info())?),
@@ -629,7 +620,11 @@ pub fn export(
             })?;
         }
     }
-    let mut batch = atomic::Batch::new();
+    // A killed kpki's temporary files (plaintext keys among them) do not outlive it.
+    if dir.is_dir() {
+        atomic::remove_leftovers(&dir, usize::MAX).map_err(io(&dir))?;
+    }
+    let mut batch = atomic::Batch::new(out);
     for (path, body, mode, replace) in &plan {
         let parent = path.parent().expect("under OUT/<target>");
         atomic::tree_dirs(&dir, parent, crate::stage::TREE_DIR_MODE).map_err(io(parent))?;

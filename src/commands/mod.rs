@@ -88,11 +88,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Ledger(a) => store_cmd::ledger(g, a, now, &mut p),
         Command::Store(c) => return store_cmd::run(g, c, now, &mut p).map(|()| 0),
         Command::GenerateMan { out } => {
-            std::fs::create_dir_all(out).map_err(Error::io(out))?;
+            crate::store::atomic::create_dirs(out, out).map_err(Error::io(out))?;
             for (name, body) in crate::cli::man::pages().map_err(Error::io("man"))? {
                 let path = out.join(&name);
-                crate::store::atomic::write(&path, &body, 0o644, crate::store::Existing::Replace)
-                    .map_err(Error::io(&path))?;
+                crate::store::atomic::write(
+                    out,
+                    &path,
+                    &body,
+                    0o644,
+                    crate::store::Existing::Replace,
+                )
+                .map_err(Error::io(&path))?;
                 p.line(format!("wrote {}", path.display()))?;
             }
             Ok(())

@@ -336,9 +336,8 @@ impl Store {
         spec: InitSpec,
         now: OffsetDateTime,
     ) -> Result<(Store, StoreLock, InitReport), StoreError> {
-        atomic::create_dir_private(dir).map_err(io_err(dir))?;
-        let lock =
-            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        atomic::create_dirs(dir, dir).map_err(io_err(dir))?;
+        let lock = lock::acquire(dir)?;
         let existing = if Store::exists(dir) {
             if !spec.force {
                 return Err(StoreError::AlreadyExists(dir.into()));
@@ -363,9 +362,8 @@ impl Store {
             let (store, lock) = Store::lock_open(dir, now)?;
             return Ok((store, lock, None));
         }
-        atomic::create_dir_private(dir).map_err(io_err(dir))?;
-        let lock =
-            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        atomic::create_dirs(dir, dir).map_err(io_err(dir))?;
+        let lock = lock::acquire(dir)?;
         if Store::exists(dir) {
             return Ok((Store::open_locked(dir, now)?, lock, None));
         }
@@ -414,10 +412,12 @@ impl Store {
                         if source.kind() == io::ErrorKind::NotFound =>
                     {
                         let id = age::x25519::Identity::generate();
-                        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-                            atomic::create_dir_private(parent).map_err(io_err(parent))?;
-                        }
+                        let parent = atomic::parent_of(file);
+                        atomic::create_dirs(&parent, &parent).map_err(io_err(&parent))?;
+                        // A killed kpki's temporary identity (a secret) does not outlive it.
+                        atomic::remove_leftovers(&parent, 1).map_err(io_err(&parent))?;
                         match atomic::write(
+                            &parent,
                             file,
                             identity_file_text(&id).as_bytes(),
                             0o600,
@@ -463,7 +463,7 @@ impl Store {
             CaModel::Single => vec!["root"],
             CaModel::Kubeadm => vec!["kubernetes", "etcd", "front-proxy"],
         };
-        let mut batch = atomic::Batch::new();
+        let mut batch = atomic::Batch::new(dir);
         if let Some(w) = &wrapped {
             let p = dir.join(WRAPPED_IDENTITY);
             batch
@@ -491,7 +491,7 @@ impl Store {
             )?;
             let id = key_id_of(pem.as_bytes())?;
             let cadir = dir.join("ca").join(name).join(&id);
-            atomic::create_dir_private(&cadir).map_err(io_err(&cadir))?;
+            atomic::create_dirs(dir, &cadir).map_err(io_err(&cadir))?;
             let enc = secrets::encrypt(&parsed, pki::private_pem(&key).as_bytes())?;
             for (file, bytes, mode) in [
                 ("ca.key.age", enc, 0o600),
@@ -585,8 +585,7 @@ impl Store {
                 config: *config,
             }),
             ConfigRead::Old(_) => {
-                let _lock = lock::acquire(&dir.join(".lock"))
-                    .map_err(|e| StoreError::Locked(e.to_string()))?;
+                let _lock = lock::acquire(dir)?;
                 Store::open_locked(dir, now)
             }
         }
@@ -648,8 +647,7 @@ impl Store {
         if !Store::exists(dir) {
             return Err(StoreError::NotAStore(dir.into()));
         }
-        let lock =
-            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        let lock = lock::acquire(dir)?;
         Ok((Store::open_locked(dir, now)?, lock))
     }
 
@@ -861,8 +859,14 @@ impl Store {
             config.roles.get_mut(r).trusted.retain(|i| *i != ca.id);
         }
         let cpath = self.dir.join(CONFIG);
-        atomic::write(&cpath, &config_text(&config), 0o644, Existing::Replace)
-            .map_err(io_err(&cpath))?;
+        atomic::write(
+            &self.dir,
+            &cpath,
+            &config_text(&config),
+            0o644,
+            Existing::Replace,
+        )
+        .map_err(io_err(&cpath))?;
         self.config = config;
         self.record(&[Event::Retired {
             at: now,
@@ -1053,7 +1057,11 @@ impl Store {
             .unwrap_or(0)
             + 1;
         let dir = base.join(n.to_string());
-        atomic::create_dir_private(&dir).map_err(io_err(&dir))?;
+        // The pointers are checked before the generation's directory is made.
+        for p in [base.join(CURRENT), base.join(TRUSTED)] {
+            atomic::check_target(&self.dir, &p).map_err(io_err(&p))?;
+        }
+        atomic::create_dirs(&self.dir, &dir).map_err(io_err(&dir))?;
         for f in files {
             let p = dir.join(f.name);
             batch
@@ -1089,6 +1097,7 @@ impl Store {
             return Ok(vec![]);
         }
         let p = self.issuance_dir(profile, target).join(TRUSTED);
+        atomic::no_links(&self.dir, &p).map_err(io_err(&p))?;
         fs::remove_file(&p).map_err(io_err(&p))?;
         atomic::sync_dir(&self.issuance_dir(profile, target)).map_err(io_err(&p))?;
         let events: Vec<Event> = t
@@ -1141,6 +1150,7 @@ impl Store {
         self.record(&events)?;
         for (p, t, g) in &gone {
             let d = self.generation(p, t, *g).dir;
+            atomic::no_links(&self.dir, &d).map_err(io_err(&d))?;
             fs::remove_dir_all(&d).map_err(io_err(&d))?;
         }
         Ok(gone)
