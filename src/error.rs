@@ -134,6 +134,7 @@ impl Error {
             Error::Pki(PkiError::CsrSignature) => {
                 Some("make the CSR again on the node with `kpki csr` or `openssl req -new`".into())
             }
+            Error::Pki(PkiError::Validity(_)) => Some(crate::pki::VALIDITY_HINT.into()),
             Error::Pki(PkiError::BadCsr(_)) => Some(
                 "pass a PEM or DER PKCS#10 request, such as one from `openssl req -new`".into(),
             ),

@@ -157,28 +157,41 @@ fn leaf_spec(
     opts: &Options,
 ) -> Result<LeafSpec, PolicyError> {
     let lifetime = c.validity.duration();
-    let mut not_after = opts.now + lifetime;
-    if c.stagger {
-        not_after -= crate::plan::stagger(&plan.profile, &plan.target.key(), lifetime);
-    }
-    if not_after > signer.not_after {
-        if !opts.clamp {
+    // Checked: a lifetime that ends after the last date a certificate can hold (9999)
+    // certainly outlives its CA.
+    let end = opts.now.checked_add(lifetime).map(|t| {
+        if c.stagger {
+            t.saturating_sub(crate::plan::stagger(
+                &plan.profile,
+                &plan.target.key(),
+                lifetime,
+            ))
+        } else {
+            t
+        }
+    });
+    let not_after = match end {
+        Some(t) if t <= signer.not_after => t,
+        _ if opts.clamp => signer.not_after,
+        _ => {
             return Err(PolicyError::LeafOutlivesCa {
                 what: what.to_owned(),
-                leaf: pki::rfc3339(not_after),
+                leaf: end.map_or_else(
+                    || format!("{} from now, after the year 9999", c.validity),
+                    pki::rfc3339,
+                ),
                 ca: String::new(),
                 ca_end: pki::rfc3339(signer.not_after),
             });
         }
-        not_after = signer.not_after;
-    }
+    };
     Ok(LeafSpec {
         cn: c.cn.clone(),
         o: c.o.clone(),
         sans: c.sans.clone(),
         ext_key_usage: c.ext_key_usage.clone(),
         rsa_key,
-        not_before: opts.now - BACKDATE,
+        not_before: opts.now.saturating_sub(BACKDATE),
         not_after,
     })
 }

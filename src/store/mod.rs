@@ -107,6 +107,7 @@ impl StoreError {
             StoreError::Secret(SecretError::WrongPassphrase) => "check KPKI_PASSPHRASE (or what you typed at the prompt)".into(),
             StoreError::Locked(_) => "wait for the other kpki process to finish".into(),
             StoreError::NotIssued(_) => "issue it with `kpki apply` (or `kpki issue`)".into(),
+            StoreError::Pki(PkiError::Validity(_)) => pki::VALIDITY_HINT.into(),
             StoreError::MissingCa(_) => "restore the CA's directory from the store's git history, then `kpki store verify`".into(),
             _ => return None,
         })
@@ -484,8 +485,8 @@ impl Store {
                 &pki::CaSpec {
                     cn: &cn,
                     o: &spec.cluster,
-                    not_before: now - time::Duration::minutes(5),
-                    not_after: now + spec.validity.duration(),
+                    not_before: now.saturating_sub(time::Duration::minutes(5)),
+                    not_after: pki::end_of(now, spec.validity)?,
                 },
                 &key,
             )?;
