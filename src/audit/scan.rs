@@ -50,7 +50,7 @@ impl TrustedCa {
     /// Every CA certificate in a PEM or DER file. `name` names them (the store's CA
     /// directory); without it each is named by its CN.
     pub fn load(path: &Path, name: Option<&str>) -> Result<Vec<TrustedCa>, AuditError> {
-        let bytes = std::fs::read(path).map_err(|e| AuditError::BadCa {
+        let bytes = crate::source::read(path).map_err(|e| AuditError::BadCa {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;

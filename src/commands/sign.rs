@@ -84,7 +84,7 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
 }
 
 fn read_csr(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let bytes = crate::source::read(path).map_err(Error::io(path))?;
     let objs = pki::pem::objects(&bytes)
         .map_err(|m| Error::Pki(pki::PkiError::BadCsr(format!("{}: {m}", path.display()))))?;
     objs.into_iter()

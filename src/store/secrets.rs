@@ -71,7 +71,7 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<age::x25519::Identity>, Sec
     if mode & 0o077 != 0 {
         return Err(SecretError::IdentityMode(path.into(), mode));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+    let text = Zeroizing::new(crate::source::read_to_string(path).map_err(|source| {
         SecretError::ReadIdentity {
             path: path.into(),
             source,
