@@ -57,7 +57,7 @@ pub(super) fn run(
             "kept CA '{}' ({}): still trusted beside the new one, so its leaves keep working; `kpki apply` reissues them, then `kpki store retire --ca {}`",
             c.label(false),
             c.cert_path.display(),
-            &c.id[..8]
+            &c.id[..c.id.len().min(8)]
         ))?;
     }
     p.line(format!(
