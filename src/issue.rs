@@ -374,8 +374,9 @@ pub fn issue(
             exported: vec![],
         });
     }
-    // 3. The store: a new generation per issuance, flushed together, then the ledger.
-    let mut batch = atomic::Batch::new(store.dir());
+    // 3. The store: a new generation per issuance, flushed together, then the ledger;
+    // one change, which a killed kpki's successor completes or rolls back.
+    let mut change = store.change();
     let mut events = Vec::new();
     for i in &mut done {
         let mut files = Vec::new();
@@ -409,7 +410,7 @@ pub fn issue(
         }
         let target = i.plan.target.key();
         let g = store.stage_generation(
-            &mut batch,
+            &mut change,
             &i.plan.profile,
             &target,
             &files,
@@ -428,11 +429,8 @@ pub fn issue(
         }
         events.push(Event::Issued(i.record.clone()));
     }
-    batch.commit().map_err(|source| IssueError::Io {
-        path: store.dir().to_path_buf(),
-        source,
-    })?;
-    store.record(&events)?;
+    change.events(events);
+    change.commit()?;
     // 4. Export for installation. A secret goes out inside its config, with the earlier
     // keys the store still trusts.
     if let Some(out) = &opts.out {

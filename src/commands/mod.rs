@@ -71,6 +71,22 @@ impl Printer {
 pub fn run(cli: Cli) -> Result<u8> {
     // Before any key is decrypted: no core dump, no other process reading our memory.
     crate::store::keep_memory_private();
+    // TEST-ONLY (debug builds): stop at the N-th durable step, for tests/crash.rs; a
+    // run that ends before says how many steps it made.
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("KPKI_TEST_CRASH_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        crate::store::crash::arm(n);
+        let r = run_command(cli);
+        eprintln!("kpki: test: {} durable steps", crate::store::crash::steps());
+        return r;
+    }
+    run_command(cli)
+}
+
+fn run_command(cli: Cli) -> Result<u8> {
     let mut p = Printer::stdout(cli.global.quiet);
     let now = OffsetDateTime::now_utc();
     let g = &cli.global;

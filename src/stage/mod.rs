@@ -562,6 +562,7 @@ pub fn write(
         let path = target(root, &p)?;
         no_links(root, &path)?;
         fs::remove_file(&path).map_err(io(&path))?;
+        crate::store::crash::point();
         out.push((p, Change::Remove));
     }
     out.sort();

@@ -15,6 +15,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::crash;
+
 /// How to treat an existing file at the target path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Existing {
@@ -263,7 +265,20 @@ pub fn write(
     existing: Existing,
 ) -> io::Result<()> {
     check_target(root, path)?;
-    write_inner(path, bytes, mode, existing, true)
+    write_inner(path, bytes, mode, existing, true, true)
+}
+
+/// [`write`] without the flushes: the file is in place, whole, when this returns, but
+/// durable only with the next flush of its file system (such as a [`Batch`]'s first).
+pub fn write_unsynced(
+    root: &Path,
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    existing: Existing,
+) -> io::Result<()> {
+    check_target(root, path)?;
+    write_inner(path, bytes, mode, existing, false, false)
 }
 
 /// Several files written as one step, for commands that write many (a whole cluster's
@@ -313,6 +328,7 @@ impl Batch {
             return Err(e);
         }
         self.items.push((path.to_path_buf(), tmp, existing));
+        crash::point();
         Ok(())
     }
 
@@ -336,6 +352,7 @@ impl Batch {
         };
         let result = (|| {
             flush(&roots)?;
+            crash::point();
             for (i, (path, tmp, existing)) in items.iter().enumerate() {
                 // Again just before the rename: nothing swapped a link in meanwhile.
                 if let Err(e) =
@@ -346,8 +363,11 @@ impl Batch {
                     }
                     return Err(e);
                 }
+                crash::point();
             }
-            flush(&roots)
+            flush(&roots)?;
+            crash::point();
+            Ok(())
         })();
         if result.is_err() {
             for (_, t, _) in &items {
@@ -406,6 +426,7 @@ fn write_inner(
     bytes: &[u8],
     mode: u32,
     existing: Existing,
+    sync: bool,
     dir_sync: bool,
 ) -> io::Result<()> {
     if existing == Existing::Refuse && fs::symlink_metadata(path).is_ok() {
@@ -415,11 +436,15 @@ fn write_inner(
         ));
     }
     let tmp = temp_path(path);
-    let result = write_temp(&tmp, bytes, mode, true).and_then(|()| place(&tmp, path, existing));
+    let result = write_temp(&tmp, bytes, mode, sync).and_then(|()| {
+        crash::point();
+        place(&tmp, path, existing)
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
         return result;
     }
+    crash::point();
     if dir_sync {
         sync_dir(&parent(path))?;
     }
