@@ -60,8 +60,9 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
         let old = zeroize::Zeroizing::new(std::fs::read(&key_path).map_err(Error::io(&key_path))?);
         atomic::write(out, &bak, &old, 0o600, store::Existing::Refuse).map_err(Error::io(&bak))?;
     }
-    atomic::write(out, &key_path, key_pem.as_bytes(), 0o600, existing)
-        .map_err(Error::io(&key_path))?;
+    // The CSR first: killed between the two, kpki leaves a CSR whose key is not there
+    // (the next run makes both again), never a key without its CSR (which it would refuse
+    // to replace without --force).
     atomic::write(
         out,
         &csr_path,
@@ -70,6 +71,8 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
         store::Existing::Replace,
     )
     .map_err(Error::io(&csr_path))?;
+    atomic::write(out, &key_path, key_pem.as_bytes(), 0o600, existing)
+        .map_err(Error::io(&key_path))?;
     p.line(format!(
         "wrote key {} (0600) and CSR {}",
         key_path.display(),
