@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::pem::{PemObject, SectionKind};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
@@ -602,20 +601,19 @@ fn chain(
 /// hold for the same key), or `None` when it cannot be read (encrypted, unknown type).
 ///
 /// SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`) keys carry their public half,
-/// so it is read from the structure; PKCS#8 keys go through rcgen (ring), which derives
-/// it, with the same structural reading as a fallback.
+/// so it is read from the structure; PKCS#8 keys go through ring (kpki's
+/// [`crate::pki::PrivateKey`], which wipes the key it holds), which derives it, with the
+/// same structural reading as a fallback.
 fn key_public(kind: SectionKind, der: Vec<u8>) -> Option<Vec<u8>> {
+    use rcgen::PublicKeyData;
     let der = zeroize::Zeroizing::new(der);
     match kind {
         SectionKind::RsaPrivateKey => der::rsa_public(&der),
         SectionKind::EcPrivateKey => der::sec1_public(&der),
-        _ => {
-            let key: PrivateKeyDer<'_> = PrivatePkcs8KeyDer::from(der.as_slice()).into();
-            match rcgen::KeyPair::try_from(&key) {
-                Ok(k) => Some(k.public_key_raw().to_vec()),
-                Err(_) => der::pkcs8_public(&der),
-            }
-        }
+        _ => match crate::pki::PrivateKey::from_pkcs8(zeroize::Zeroizing::new(der.to_vec())) {
+            Ok(k) => Some(k.der_bytes().to_vec()),
+            Err(_) => der::pkcs8_public(&der),
+        },
     }
 }
 

@@ -17,7 +17,7 @@ pub use inspect::{
     CertSummary, KeyInfo,
 };
 pub use issue::{csr, new_ca, sign, CaSpec, LeafSpec, Signer};
-pub use keys::{load_private_pem, private_pem, KeyAlgorithm, ALGORITHM_NAMES};
+pub use keys::{load_private_pem, private_pem, KeyAlgorithm, PrivateKey, ALGORITHM_NAMES};
 
 /// Errors from X.509 work.
 #[derive(Debug, thiserror::Error)]
