@@ -416,16 +416,19 @@ impl Store {
                 )
             }
             (Protection::Identity { file, extra }, None) => {
+                // A killed kpki's temporary identity (a secret) does not outlive it, even
+                // one killed after the identity itself was in place.
+                let parent = atomic::parent_of(file);
+                if parent.is_dir() {
+                    atomic::remove_leftovers(&parent, 1).map_err(io_err(&parent))?;
+                }
                 let ids = match read_identity_file(file) {
                     Ok(ids) => ids,
                     Err(SecretError::ReadIdentity { source, .. })
                         if source.kind() == io::ErrorKind::NotFound =>
                     {
                         let id = age::x25519::Identity::generate();
-                        let parent = atomic::parent_of(file);
                         atomic::create_dirs(&parent, &parent).map_err(io_err(&parent))?;
-                        // A killed kpki's temporary identity (a secret) does not outlive it.
-                        atomic::remove_leftovers(&parent, 1).map_err(io_err(&parent))?;
                         match atomic::write(
                             &parent,
                             file,
