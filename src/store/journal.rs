@@ -107,9 +107,15 @@ impl Change {
         }
     }
 
-    /// A new file, which must not exist.
+    /// A new file, which must not exist (a rollback removes it: it must be this change's).
     pub fn create(&mut self, path: &Path, bytes: Vec<u8>, mode: u32) -> Result<(), StoreError> {
         atomic::check_target(&self.dir, path).map_err(io_err(path))?;
+        if fs::symlink_metadata(path).is_ok() {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "already in the store, though nothing records it".into(),
+            });
+        }
         self.journal.created.push(self.rel(path)?);
         self.files
             .push((path.to_path_buf(), bytes, mode, Existing::Refuse));
@@ -150,8 +156,19 @@ impl Change {
     }
 
     /// Makes the change: the journal, the directories and files (one batch: two flushes),
-    /// the removals, the ledger, then the journal goes.
+    /// the removals, the ledger, then the journal goes. A change that fails half way is
+    /// completed or rolled back at once, as a killed one is by the next kpki.
     pub fn commit(self) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        let pending = dir.join(JOURNAL).exists();
+        let result = self.apply();
+        if result.is_err() && !pending && dir.join(JOURNAL).exists() {
+            let _ = recover(&dir);
+        }
+        result
+    }
+
+    fn apply(self) -> Result<(), StoreError> {
         let Change {
             dir,
             journal,
