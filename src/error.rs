@@ -140,6 +140,7 @@ impl Error {
             Error::Pki(PkiError::CsrSignature) => {
                 Some("make the CSR again on the node with `kpki csr` or `openssl req -new`".into())
             }
+            Error::Pki(PkiError::Validity(_)) => Some(crate::pki::VALIDITY_HINT.into()),
             Error::Pki(PkiError::BadCsr(_)) => Some(
                 "pass a PEM or DER PKCS#10 request, such as one from `openssl req -new`".into(),
             ),
@@ -149,6 +150,27 @@ impl Error {
             Error::Rotate(e) => e.hint(),
             _ => None,
         }
+        .or_else(|| self.refused_hint())
+    }
+
+    /// The fix for a write kpki refused (a symbolic link on the way, a special file).
+    fn refused_hint(&self) -> Option<String> {
+        let mut src = std::error::Error::source(self);
+        while let Some(e) = src {
+            let inner = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<crate::store::atomic::Refused>());
+            if let Some(r) = inner.or_else(|| e.downcast_ref()) {
+                return Some(if r.is_link() {
+                    "kpki never writes through a symbolic link: remove it, or name the real path (realpath)".into()
+                } else {
+                    "name a path where a regular file (or nothing) is".into()
+                });
+            }
+            src = e.source();
+        }
+        None
     }
 
     /// The one line printed for this error: `error: <what>; hint: <fix>`.

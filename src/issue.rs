@@ -157,28 +157,41 @@ fn leaf_spec(
     opts: &Options,
 ) -> Result<LeafSpec, PolicyError> {
     let lifetime = c.validity.duration();
-    let mut not_after = opts.now + lifetime;
-    if c.stagger {
-        not_after -= crate::plan::stagger(&plan.profile, &plan.target.key(), lifetime);
-    }
-    if not_after > signer.not_after {
-        if !opts.clamp {
+    // Checked: a lifetime that ends after the last date a certificate can hold (9999)
+    // certainly outlives its CA.
+    let end = opts.now.checked_add(lifetime).map(|t| {
+        if c.stagger {
+            t.saturating_sub(crate::plan::stagger(
+                &plan.profile,
+                &plan.target.key(),
+                lifetime,
+            ))
+        } else {
+            t
+        }
+    });
+    let not_after = match end {
+        Some(t) if t <= signer.not_after => t,
+        _ if opts.clamp => signer.not_after,
+        _ => {
             return Err(PolicyError::LeafOutlivesCa {
                 what: what.to_owned(),
-                leaf: pki::rfc3339(not_after),
+                leaf: end.map_or_else(
+                    || format!("{} from now, after the year 9999", c.validity),
+                    pki::rfc3339,
+                ),
                 ca: String::new(),
                 ca_end: pki::rfc3339(signer.not_after),
             });
         }
-        not_after = signer.not_after;
-    }
+    };
     Ok(LeafSpec {
         cn: c.cn.clone(),
         o: c.o.clone(),
         sans: c.sans.clone(),
         ext_key_usage: c.ext_key_usage.clone(),
         rsa_key,
-        not_before: opts.now - BACKDATE,
+        not_before: opts.now.saturating_sub(BACKDATE),
         not_after,
     })
 }
@@ -358,8 +371,9 @@ pub fn issue(
             exported: vec![],
         });
     }
-    // 3. The store: a new generation per issuance, flushed together, then the ledger.
-    let mut batch = atomic::Batch::new();
+    // 3. The store: a new generation per issuance, flushed together, then the ledger;
+    // one change, which a killed kpki's successor completes or rolls back.
+    let mut change = store.change();
     let mut events = Vec::new();
     for i in &mut done {
         let mut files = Vec::new();
@@ -393,7 +407,7 @@ pub fn issue(
         }
         let target = i.plan.target.key();
         let g = store.stage_generation(
-            &mut batch,
+            &mut change,
             &i.plan.profile,
             &target,
             &files,
@@ -412,11 +426,8 @@ pub fn issue(
         }
         events.push(Event::Issued(i.record.clone()));
     }
-    batch.commit().map_err(|source| IssueError::Io {
-        path: store.dir().to_path_buf(),
-        source,
-    })?;
-    store.record(&events)?;
+    change.events(events);
+    change.commit()?;
     // 4. Export for installation. A secret goes out inside its config, with the earlier
     // keys the store still trusts.
     if let Some(out) = &opts.out {
@@ -534,16 +545,7 @@ pub fn export(
     };
     crate::stage::safe_out(&dir)?;
     // Never write a key through a symlink planted where the node's directory goes.
-    for d in [out, dir.as_path()] {
-        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(IssueError::Io {
-                path: d.to_path_buf(),
-                source: std::io::Error::other(
-                    "is a symbolic link; kpki does not write through one",
-                ),
-            });
-        }
-    }
+    atomic::no_links(out, &dir).map_err(io(&dir))?;
     if let (Some(cert), Some(ca), Some(c)) = (cert_pem, ca_pem, &plan.cert) {
         let spki = match key_pem {
             Some(k) => Some(pki::load_private_pem(k).map(|k| k.subject_public_key_info())?),
@@ -626,7 +628,11 @@ pub fn export(
             })?;
         }
     }
-    let mut batch = atomic::Batch::new();
+    // A killed kpki's temporary files (plaintext keys among them) do not outlive it.
+    if dir.is_dir() {
+        atomic::remove_leftovers(&dir, usize::MAX).map_err(io(&dir))?;
+    }
+    let mut batch = atomic::Batch::new(out);
     for (path, body, mode, replace) in &plan {
         let parent = path.parent().expect("under OUT/<target>");
         atomic::tree_dirs(&dir, parent, crate::stage::TREE_DIR_MODE).map_err(io(parent))?;

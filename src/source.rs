@@ -67,6 +67,50 @@ pub fn toml_error(path: &Path, text: &str, err: &toml::de::Error, what: &str) ->
     at(path, text, offset, message, hint.as_deref())
 }
 
+/// The most kpki reads from one file the user names (an inventory, a profile, a template,
+/// a CSR, a certificate to inspect, a CA file, an identity): far more than any of them
+/// holds, so `/dev/zero` or a runaway pipe is an error rather than exhausted memory.
+pub const MAX_INPUT: u64 = 16 << 20;
+
+/// Reads a file the user named, as `fs::read` does, but a FIFO that no process writes to
+/// reads as empty instead of waiting forever for a writer (a pipe with a writer, such as
+/// `<(…)`, is read to its end), and more than [`MAX_INPUT`] bytes is an error. A regular
+/// file is read into a buffer of its size, so no partial copy of it is left behind in
+/// freed memory by a growing buffer (it may be a key).
+pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    use rustix::fs::OFlags;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+        .open(path)?;
+    // Blocking again: the open did not wait for a writer; the reads wait for what it writes.
+    rustix::fs::fcntl_setfl(&f, OFlags::empty())?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0).min(MAX_INPUT);
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+    f.take(MAX_INPUT + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_INPUT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB, more than kpki reads", MAX_INPUT >> 20),
+        ));
+    }
+    Ok(buf)
+}
+
+/// [`read`], as UTF-8 text.
+pub fn read_to_string(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read(path)?).map_err(|e| {
+        // What was read may be a key: wiped, not just freed.
+        zeroize::Zeroize::zeroize(&mut e.into_bytes());
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +122,25 @@ mod tests {
         assert_eq!(line_col(t, 2), (2, 1));
         assert_eq!(line_col(t, 3), (2, 2));
         assert_eq!(line_col(t, 7), (3, 3));
+    }
+
+    #[test]
+    fn a_fifo_without_a_writer_reads_as_empty_and_a_big_input_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(super::read(&fifo).unwrap(), b"");
+        let e = super::read(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        let f = d.path().join("f");
+        std::fs::write(&f, "text").unwrap();
+        assert_eq!(super::read_to_string(&f).unwrap(), "text");
     }
 }

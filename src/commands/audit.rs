@@ -278,6 +278,7 @@ pub(super) fn run(
     };
     match &a.output {
         Some(out) => crate::store::atomic::write(
+            &crate::store::atomic::parent_of(out),
             out,
             text.as_bytes(),
             0o644,

@@ -82,7 +82,8 @@ fn export_ansible(g: &Global, a: &AnsibleArgs, p: &mut Printer) -> Result<()> {
                     .map_err(Error::io(dir))?;
             }
         }
-        atomic::write(&path, &f.contents, f.mode, Existing::Replace).map_err(Error::io(&path))?;
+        atomic::write(&a.dest, &path, &f.contents, f.mode, Existing::Replace)
+            .map_err(Error::io(&path))?;
     }
     // host_vars of nodes no longer in the inventory, written by an earlier export.
     let hv = a.dest.join("host_vars");

@@ -10,6 +10,8 @@ pub(super) fn run(
 ) -> Result<()> {
     let key = parse_alg(&a.algorithm)?;
     let validity = parse_span(&a.validity, "validity")?;
+    // Before anything is made: a lifetime past the year 9999 is bad input.
+    pki::end_of(now, validity)?;
     // The inventory names the cluster when there is one; init works without it.
     let cluster = match Inventory::load(&g.inventory) {
         Ok(inv) => inv.cluster.name,
@@ -46,7 +48,7 @@ pub(super) fn run(
     for (name, path) in &report.cas {
         p.line(format!(
             "created CA '{name}' ({key}, until {}): {}",
-            date(now + validity.duration()),
+            pki::end_of(now, validity).map(date).unwrap_or_default(),
             path.display()
         ))?;
     }
@@ -55,7 +57,7 @@ pub(super) fn run(
             "kept CA '{}' ({}): still trusted beside the new one, so its leaves keep working; `kpki apply` reissues them, then `kpki store retire --ca {}`",
             c.label(false),
             c.cert_path.display(),
-            &c.id[..8]
+            &c.id[..c.id.len().min(8)]
         ))?;
     }
     p.line(format!(

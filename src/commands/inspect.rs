@@ -22,7 +22,7 @@ enum Inspected {
 pub(super) fn run(a: &InspectArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()> {
     let mut all = Vec::new();
     for f in &a.files {
-        let bytes = std::fs::read(f).map_err(Error::io(f))?;
+        let bytes = crate::source::read(f).map_err(Error::io(f))?;
         let objs = pki::pem::objects(&bytes).map_err(|m| {
             Error::Pki(pki::PkiError::BadCertificate(format!(
                 "{}: {m}",

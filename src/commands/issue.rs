@@ -57,6 +57,9 @@ pub(super) fn run(
     // Where the files go is checked before anything is issued into the store.
     if let Some(out) = &a.out {
         crate::stage::safe_dir(out)?;
+        for plan in &plans {
+            crate::stage::no_links_in(&out.join(plan.target.key()))?;
+        }
     }
     let (store, _lock) = Store::lock_open(&g.store, now)?;
     // Decided under the lock: what the store holds cannot change underneath.

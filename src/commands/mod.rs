@@ -74,6 +74,22 @@ impl Printer {
 pub fn run(cli: Cli) -> Result<u8> {
     // Before any key is decrypted: no core dump, no other process reading our memory.
     crate::store::keep_memory_private();
+    // TEST-ONLY (debug builds): stop at the N-th durable step, for tests/crash.rs; a
+    // run that ends before says how many steps it made.
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("KPKI_TEST_CRASH_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        crate::store::crash::arm(n);
+        let r = run_command(cli);
+        eprintln!("kpki: test: {} durable steps", crate::store::crash::steps());
+        return r;
+    }
+    run_command(cli)
+}
+
+fn run_command(cli: Cli) -> Result<u8> {
     let mut p = Printer::stdout(cli.global.quiet);
     let now = OffsetDateTime::now_utc();
     let g = &cli.global;
@@ -96,11 +112,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Ledger(a) => store_cmd::ledger(g, a, now, &mut p),
         Command::Store(c) => return store_cmd::run(g, c, now, &mut p).map(|()| 0),
         Command::GenerateMan { out } => {
-            std::fs::create_dir_all(out).map_err(Error::io(out))?;
+            crate::store::atomic::create_dirs(out, out).map_err(Error::io(out))?;
             for (name, body) in crate::cli::man::pages().map_err(Error::io("man"))? {
                 let path = out.join(&name);
-                crate::store::atomic::write(&path, &body, 0o644, crate::store::Existing::Replace)
-                    .map_err(Error::io(&path))?;
+                crate::store::atomic::write(
+                    out,
+                    &path,
+                    &body,
+                    0o644,
+                    crate::store::Existing::Replace,
+                )
+                .map_err(Error::io(&path))?;
                 p.line(format!("wrote {}", path.display()))?;
             }
             Ok(())

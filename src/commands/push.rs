@@ -315,7 +315,14 @@ pub(super) fn bundle(
     } else {
         crate::store::Existing::Refuse
     };
-    crate::store::atomic::write(&a.file, &bytes, 0o600, existing).map_err(|e| {
+    crate::store::atomic::write(
+        &crate::store::atomic::parent_of(&a.file),
+        &a.file,
+        &bytes,
+        0o600,
+        existing,
+    )
+    .map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::usage(
                 format!("{} exists", a.file.display()),
@@ -368,13 +375,8 @@ pub(super) fn unbundle(g: &Global, a: &UnbundleArgs, p: &mut Printer) -> Result<
 }
 
 fn read_bundle(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
-    let mut v = zeroize::Zeroizing::new(Vec::new());
-    // A bundle is a node's files: far below this.
-    f.by_ref()
-        .take(256 << 20)
-        .read_to_end(&mut v)
-        .map_err(Error::io(path))?;
-    Ok(v)
+    // Without waiting for a FIFO's writer, and bounded (crate::source::read).
+    crate::source::read(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(Error::io(path))
 }

@@ -225,6 +225,7 @@ pub(super) fn apply_cmd(
     )?;
     // Where the trees go is checked before anything is issued into the store.
     stage::safe_dir(&a.out)?;
+    stage::no_links_in(&a.out)?;
     // The existence check and the CA creation happen under the store lock, which is
     // held to the end: every decision below is taken on what the store holds now.
     let (store, _lock, created) = Store::open_or_init(&g.store, init_spec(g, &inv)?, now)?;

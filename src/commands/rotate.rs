@@ -775,6 +775,7 @@ WantedBy=timers.target\n",
             ] {
                 let path = d.join(name);
                 crate::store::atomic::write(
+                    d,
                     &path,
                     body.as_bytes(),
                     0o644,

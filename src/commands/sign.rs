@@ -1,6 +1,7 @@
 //! `kpki csr` (on the node) and `kpki sign` (on the CA host).
 
 use super::*;
+use crate::store::atomic;
 
 pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Result<()> {
     let profiles = profiles(g)?;
@@ -23,7 +24,10 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
     let plan =
         plan::plan_profile(prof, &inv, &Selector::Node(a.node.clone()), &overrides)?.remove(0);
     let (key_pem, csr_pem) = crate::issue::make_csr(&plan)?;
-    crate::store::atomic::create_dir_private(&a.out).map_err(Error::io(&a.out))?;
+    let out = &a.out;
+    atomic::create_dirs(out, out).map_err(Error::io(out))?;
+    // A killed kpki's temporary key does not outlive it.
+    atomic::remove_leftovers(out, 1).map_err(Error::io(out))?;
     let key_file = prof
         .key_file
         .as_ref()
@@ -40,6 +44,9 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
     } else {
         store::Existing::Refuse
     };
+    for f in [&key_path, &csr_path] {
+        atomic::no_links(out, f).map_err(Error::io(f))?;
+    }
     if !a.force && key_path.exists() {
         return Err(crate::issue::PolicyError::OutputExists(key_path).into());
     }
@@ -51,18 +58,21 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
         // The node's key until the new CSR is signed: kept, 0600, written as kpki writes
         // (never through a link planted at the backup's name, never over a file).
         let old = zeroize::Zeroizing::new(std::fs::read(&key_path).map_err(Error::io(&key_path))?);
-        crate::store::atomic::write(&bak, &old, 0o600, store::Existing::Refuse)
-            .map_err(Error::io(&bak))?;
+        atomic::write(out, &bak, &old, 0o600, store::Existing::Refuse).map_err(Error::io(&bak))?;
     }
-    crate::store::atomic::write(&key_path, key_pem.as_bytes(), 0o600, existing)
-        .map_err(Error::io(&key_path))?;
-    crate::store::atomic::write(
+    // The CSR first: killed between the two, kpki leaves a CSR whose key is not there
+    // (the next run makes both again), never a key without its CSR (which it would refuse
+    // to replace without --force).
+    atomic::write(
+        out,
         &csr_path,
         csr_pem.as_bytes(),
         0o644,
         store::Existing::Replace,
     )
     .map_err(Error::io(&csr_path))?;
+    atomic::write(out, &key_path, key_pem.as_bytes(), 0o600, existing)
+        .map_err(Error::io(&key_path))?;
     p.line(format!(
         "wrote key {} (0600) and CSR {}",
         key_path.display(),
@@ -77,7 +87,7 @@ pub(super) fn csr(g: &crate::cli::Global, a: &CsrArgs, p: &mut Printer) -> Resul
 }
 
 fn read_csr(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let bytes = crate::source::read(path).map_err(Error::io(path))?;
     let objs = pki::pem::objects(&bytes)
         .map_err(|m| Error::Pki(pki::PkiError::BadCsr(format!("{}: {m}", path.display()))))?;
     objs.into_iter()
@@ -142,6 +152,7 @@ pub(super) fn sign(
     };
     if let Some(out) = &a.out {
         crate::stage::safe_dir(out)?;
+        crate::stage::no_links_in(&out.join(plan.target.key()))?;
     }
     let (store, _lock) = Store::lock_open(&g.store, now)?;
     let keyring = unlock(g, &store)?;

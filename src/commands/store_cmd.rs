@@ -169,6 +169,9 @@ pub(super) fn run(
     p: &mut Printer,
 ) -> Result<()> {
     let (mut store, _lock) = Store::lock_open(&g.store, now)?;
+    if let Some(r) = store.recovered() {
+        p.line(format!("{}: {r}", store.dir().display()))?;
+    }
     match c {
         StoreCommand::Verify => {
             let read = store.ledger()?;

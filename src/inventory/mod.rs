@@ -218,7 +218,7 @@ pub struct Inventory {
 impl Inventory {
     /// Reads and validates an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        let text = crate::source::read_to_string(path).map_err(|source| InventoryError::Read {
             path: path.to_path_buf(),
             source,
         })?;

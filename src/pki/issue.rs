@@ -4,13 +4,13 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    Issuer, KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use super::{PkiError, San};
+use super::{PkiError, PrivateKey, San};
 use crate::profile::Eku;
 
 /// What a new CA certificate holds.
@@ -37,14 +37,14 @@ pub struct LeafSpec {
 
 /// A CA ready to sign: its certificate and its private key, decrypted in memory only.
 pub struct Signer {
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, PrivateKey>,
     pub cert_der: CertificateDer<'static>,
     pub cert_pem: String,
     pub not_after: OffsetDateTime,
 }
 
 impl Signer {
-    pub fn new(cert_pem: &str, key: KeyPair) -> Result<Signer, PkiError> {
+    pub fn new(cert_pem: &str, key: PrivateKey) -> Result<Signer, PkiError> {
         let bad = |m: String| PkiError::BadCertificate(format!("CA certificate: {m}"));
         let der = super::pem::objects(cert_pem.as_bytes())
             .map_err(|e| bad(e.to_string()))?
@@ -107,7 +107,7 @@ fn san_types(sans: &[San]) -> Result<Vec<SanType>, PkiError> {
 }
 
 /// A PEM CSR for `key` naming `cn`, `o` and `sans`, as a node sends to the CA host.
-pub fn csr(cn: &str, o: &[String], sans: &[San], key: &KeyPair) -> Result<String, PkiError> {
+pub fn csr(cn: &str, o: &[String], sans: &[San], key: &PrivateKey) -> Result<String, PkiError> {
     let mut p = CertificateParams::default();
     p.distinguished_name = name(cn, o);
     p.subject_alt_names = san_types(sans)?;
@@ -118,7 +118,7 @@ pub fn csr(cn: &str, o: &[String], sans: &[San], key: &KeyPair) -> Result<String
 }
 
 /// Makes a self-signed CA certificate and its key.
-pub fn new_ca(spec: &CaSpec<'_>, key: &KeyPair) -> Result<String, PkiError> {
+pub fn new_ca(spec: &CaSpec<'_>, key: &PrivateKey) -> Result<String, PkiError> {
     let mut p = CertificateParams::default();
     p.distinguished_name = name(spec.cn, &[spec.o.to_owned()]);
     p.serial_number = Some(random_serial()?);

@@ -9,10 +9,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rcgen::{KeyPair, SignatureAlgorithm};
+use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
+    ECDSA_P384_SHA384_ASN1_SIGNING,
+};
 use zeroize::Zeroizing;
-
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::pem::KeyFormat;
 use super::PkiError;
@@ -58,34 +61,130 @@ impl KeyAlgorithm {
         )
     }
 
-    fn signature_algorithm(self) -> &'static SignatureAlgorithm {
-        match self {
-            KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
-            _ => &rcgen::PKCS_RSA_SHA256,
-        }
-    }
-
     /// Generates a fresh key pair.
-    pub fn generate(self) -> Result<KeyPair, PkiError> {
+    pub fn generate(self) -> Result<PrivateKey, PkiError> {
         let err = |e: String| PkiError::KeyGeneration(self.name(), e);
+        let rng = SystemRandom::new();
         let size = match self {
             KeyAlgorithm::Rsa2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
             KeyAlgorithm::Rsa3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
             KeyAlgorithm::Rsa4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
-            _ => {
-                return KeyPair::generate_for(self.signature_algorithm())
-                    .map_err(|e| err(e.to_string()))
+            KeyAlgorithm::Ed25519 => {
+                // ring returns the PKCS#8 document by value; it is copied into wiped
+                // memory at once (ring's own copy is a stack value kpki cannot reach).
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| err(e.to_string()))?;
+                return PrivateKey::from_pkcs8(Zeroizing::new(doc.as_ref().to_vec()))
+                    .map_err(|e| err(e.to_string()));
+            }
+            KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => {
+                let alg = match self {
+                    KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1_SIGNING,
+                    _ => &ECDSA_P384_SHA384_ASN1_SIGNING,
+                };
+                let doc =
+                    EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| err(e.to_string()))?;
+                return PrivateKey::from_pkcs8(Zeroizing::new(doc.as_ref().to_vec()))
+                    .map_err(|e| err(e.to_string()));
             }
         };
         use aws_lc_rs::encoding::AsDer;
         let rsa = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| err(e.to_string()))?;
+        // aws-lc-rs wipes its DER buffer when it is dropped.
         let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> =
             rsa.as_der().map_err(|e| err(e.to_string()))?;
-        let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_ref().to_vec());
-        KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, self.signature_algorithm())
+        PrivateKey::from_pkcs8(Zeroizing::new(der.as_ref().to_vec()))
             .map_err(|e| err(e.to_string()))
+    }
+}
+
+/// A private key for signing, held as its PKCS#8 DER in memory that is wiped when the key
+/// is dropped, with ring's signing key made from it.
+///
+/// rcgen's `KeyPair` is not used: it keeps a copy of the PKCS#8 DER that it frees
+/// without wiping, and its `serialize_der`/`serialize_pem` hand out more such copies. This
+/// type signs for rcgen instead ([`rcgen::SigningKey`]), and [`private_pem`] encodes the
+/// one wiped copy straight into wiped memory.
+pub struct PrivateKey {
+    pkcs8: Zeroizing<Vec<u8>>,
+    kind: Kind,
+    alg: &'static SignatureAlgorithm,
+}
+
+enum Kind {
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("alg", self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// A key from its PKCS#8 DER (Ed25519, ECDSA P-256 or P-384, RSA), which it keeps.
+    pub fn from_pkcs8(pkcs8: Zeroizing<Vec<u8>>) -> Result<PrivateKey, PkiError> {
+        let rng = SystemRandom::new();
+        let (kind, alg) = if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8) {
+            (Kind::Ed(k), &rcgen::PKCS_ED25519)
+        } else if let Ok(k) =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
+        {
+            (Kind::Ec(k), &rcgen::PKCS_ECDSA_P256_SHA256)
+        } else if let Ok(k) =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &pkcs8, &rng)
+        {
+            (Kind::Ec(k), &rcgen::PKCS_ECDSA_P384_SHA384)
+        } else if let Ok(k) = RsaKeyPair::from_pkcs8(&pkcs8) {
+            (Kind::Rsa(k), &rcgen::PKCS_RSA_SHA256)
+        } else {
+            return Err(PkiError::BadKey(
+                "not a PKCS#8 Ed25519, ECDSA P-256/P-384 or RSA private key".into(),
+            ));
+        };
+        Ok(PrivateKey { pkcs8, kind, alg })
+    }
+
+    /// The key's PKCS#8 DER.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+}
+
+impl PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        match &self.kind {
+            Kind::Ec(k) => k.public_key().as_ref(),
+            Kind::Ed(k) => k.public_key().as_ref(),
+            Kind::Rsa(k) => k.public_key().as_ref(),
+        }
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.alg
+    }
+}
+
+impl SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let rng = SystemRandom::new();
+        Ok(match &self.kind {
+            Kind::Ec(k) => k
+                .sign(&rng, msg)
+                .map_err(|_| rcgen::Error::RingUnspecified)?
+                .as_ref()
+                .to_vec(),
+            Kind::Ed(k) => k.sign(msg).as_ref().to_vec(),
+            Kind::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig)
+                    .map_err(|_| rcgen::Error::RingUnspecified)?;
+                sig
+            }
+        })
     }
 }
 
@@ -127,30 +226,66 @@ impl serde::Serialize for KeyAlgorithm {
     }
 }
 
-/// The PKCS#8 PEM of a key pair, wiped from memory when dropped.
-pub fn private_pem(kp: &KeyPair) -> Zeroizing<String> {
-    Zeroizing::new(kp.serialize_pem())
+/// The PKCS#8 PEM of a key pair, wiped from memory when dropped. Encoded straight into a
+/// buffer of its final size: no intermediate or reallocated copy of the key is left.
+pub fn private_pem(key: &PrivateKey) -> Zeroizing<String> {
+    use base64::Engine;
+    const BEGIN: &[u8] = b"-----BEGIN PRIVATE KEY-----\n";
+    const END: &[u8] = b"-----END PRIVATE KEY-----\n";
+    let der = key.pkcs8_der();
+    let b64 = der.len().div_ceil(3) * 4;
+    let mut out = Zeroizing::new(vec![0u8; BEGIN.len() + b64 + b64.div_ceil(64) + END.len()]);
+    out[..BEGIN.len()].copy_from_slice(BEGIN);
+    let mut at = BEGIN.len();
+    for chunk in der.chunks(48) {
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(chunk, &mut out[at..])
+            .expect("sized for it");
+        out[at + n] = b'\n';
+        at += n + 1;
+    }
+    out[at..].copy_from_slice(END);
+    let bytes = std::mem::take(&mut *out);
+    Zeroizing::new(String::from_utf8(bytes).expect("PEM is ASCII"))
 }
 
-/// Loads a PKCS#8 PEM private key (as kpki writes them).
-pub fn load_private_pem(pem: &str) -> Result<KeyPair, PkiError> {
-    KeyPair::from_pem(pem).map_err(|e| PkiError::BadKey(e.to_string()))
+/// Loads a PKCS#8 PEM private key (as kpki writes them): the `PRIVATE KEY` block's
+/// base64 and the DER it decodes to are held in wiped memory only.
+pub fn load_private_pem(pem: &str) -> Result<PrivateKey, PkiError> {
+    use base64::Engine;
+    let bad = |m: &str| PkiError::BadKey(m.to_owned());
+    let start = pem
+        .find("-----BEGIN PRIVATE KEY-----")
+        .ok_or_else(|| bad("no PKCS#8 PRIVATE KEY block"))?
+        + "-----BEGIN PRIVATE KEY-----".len();
+    let len = pem[start..]
+        .find("-----END PRIVATE KEY-----")
+        .ok_or_else(|| bad("the PRIVATE KEY block has no end"))?;
+    let body = &pem[start..start + len];
+    let mut b64 = Zeroizing::new(Vec::with_capacity(body.len()));
+    b64.extend(body.bytes().filter(|b| !b.is_ascii_whitespace()));
+    let mut der = Zeroizing::new(vec![0u8; b64.len() / 4 * 3 + 3]);
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(&b64[..], &mut der[..])
+        .map_err(|e| PkiError::BadKey(format!("the PRIVATE KEY block is not base64: {e}")))?;
+    der.truncate(n);
+    PrivateKey::from_pkcs8(der)
 }
 
 /// The raw public key of a private key (what a certificate's subjectPublicKey bits
 /// hold for the same key), or `None` when it cannot be read (unknown type, broken DER).
 ///
 /// SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`) keys carry their public half,
-/// so it is read from the structure; PKCS#8 keys go through rcgen (ring), which derives
-/// it, with the same structural reading as a fallback.
+/// so it is read from the structure; PKCS#8 keys go through ring ([`crate::pki::PrivateKey`]), which
+/// derives it, with the same structural reading as a fallback.
 pub(crate) fn public_of_private(format: KeyFormat, der: &[u8]) -> Option<Vec<u8>> {
     match format {
         KeyFormat::Pkcs1 => der::rsa_public(der),
         KeyFormat::Sec1 => der::sec1_public(der),
         KeyFormat::Pkcs8 => {
-            let key: PrivateKeyDer<'_> = PrivatePkcs8KeyDer::from(der).into();
-            match KeyPair::try_from(&key) {
-                Ok(k) => Some(k.public_key_raw().to_vec()),
+            use rcgen::PublicKeyData;
+            match crate::pki::PrivateKey::from_pkcs8(zeroize::Zeroizing::new(der.to_vec())) {
+                Ok(k) => Some(k.der_bytes().to_vec()),
                 Err(_) => der::pkcs8_public(der),
             }
         }
@@ -301,8 +436,14 @@ mod tests {
             KeyAlgorithm::Rsa2048,
         ] {
             let kp = a.generate().unwrap();
-            let back = load_private_pem(&private_pem(&kp)).unwrap();
-            assert_eq!(back.public_key_raw(), kp.public_key_raw());
+            let pem = private_pem(&kp);
+            let back = load_private_pem(&pem).unwrap();
+            assert_eq!(back.der_bytes(), kp.der_bytes());
+            assert_eq!(back.pkcs8_der(), kp.pkcs8_der());
+            // The PEM is what rcgen (and openssl) write and read.
+            let theirs = rcgen::KeyPair::from_pem(&pem).unwrap();
+            assert_eq!(theirs.serialize_pem(), *pem);
+            assert_eq!(theirs.public_key_raw(), kp.der_bytes());
         }
     }
 }

@@ -17,7 +17,7 @@ pub use inspect::{
     CertSummary, KeyInfo,
 };
 pub use issue::{csr, new_ca, sign, CaSpec, LeafSpec, Signer};
-pub use keys::{load_private_pem, private_pem, KeyAlgorithm, ALGORITHM_NAMES};
+pub use keys::{load_private_pem, private_pem, KeyAlgorithm, PrivateKey, ALGORITHM_NAMES};
 
 /// Errors from X.509 work.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,24 @@ pub enum PkiError {
     WeakKey(String),
     #[error("the CSR's key type is not accepted: {0}")]
     UnsupportedKey(String),
+    #[error(
+        "a lifetime of {0} from now ends after the year 9999, the last date a certificate can hold"
+    )]
+    Validity(String),
+}
+
+/// The fix for [`PkiError::Validity`].
+pub const VALIDITY_HINT: &str = "shorten --validity (a year is 365 days; 10y is usual for a CA)";
+
+/// The end of a lifetime of `span` from `start`, or an error when it is past the last date
+/// a certificate can hold (checked: no overflow).
+pub fn end_of(
+    start: time::OffsetDateTime,
+    span: crate::span::Span,
+) -> Result<time::OffsetDateTime, PkiError> {
+    start
+        .checked_add(span.duration())
+        .ok_or_else(|| PkiError::Validity(span.to_string()))
 }
 
 /// A subject alternative name.

@@ -665,10 +665,11 @@ impl Profiles {
                 .and_then(|s| s.to_str())
                 .unwrap_or("")
                 .to_owned();
-            let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::ReadDir {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                crate::source::read_to_string(&path).map_err(|source| ProfileError::ReadDir {
+                    path: path.clone(),
+                    source,
+                })?;
             if crate::inventory::NodeName::parse(&name).is_err() {
                 return Err(ProfileError::Invalid(source::at(
                     &path,

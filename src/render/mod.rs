@@ -228,7 +228,7 @@ impl Templates {
                     known: FILES.iter().map(|f| f.template.to_owned()).collect(),
                 });
             };
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            let text = crate::source::read_to_string(&path).map_err(io(&path))?;
             let parsed = Template::parse(&path.display().to_string(), &text)?;
             t.by_name
                 .insert(spec.template, (parsed, TemplateOrigin::File(path.clone())));

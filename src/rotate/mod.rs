@@ -165,7 +165,15 @@ pub fn plan(
         }
     }
     let plans = plan::plan_cluster(profiles, inv, &Overrides::default())?;
-    let horizon = now + sel.within.unwrap_or(Duration::ZERO);
+    let horizon = now
+        .checked_add(sel.within.unwrap_or(Duration::ZERO))
+        .filter(|h| h.year() <= 9999)
+        .ok_or_else(|| {
+            RotateError::Usage(
+                "--within reaches past the year 9999".into(),
+                "give a span shorter than the certificates' lifetime, such as 30d".into(),
+            )
+        })?;
     let decisions: Vec<Decision> = plan::decide(Some(store), profiles, plans, horizon)?;
     // Which nodes hold which profile's files, from the staged manifests.
     let mut holders: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -374,8 +382,14 @@ impl Rotation {
         }
         let text = serde_json::to_string_pretty(&plan).expect("a plan serializes") + "\n";
         let p = dir.join("plan.json");
-        crate::store::atomic::write(&p, text.as_bytes(), 0o600, crate::store::Existing::Refuse)
-            .map_err(|e| err(&p, e))?;
+        crate::store::atomic::write(
+            store,
+            &p,
+            text.as_bytes(),
+            0o600,
+            crate::store::Existing::Refuse,
+        )
+        .map_err(|e| err(&p, e))?;
         Ok(Rotation {
             dir,
             plan,

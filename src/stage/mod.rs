@@ -141,7 +141,7 @@ impl StageError {
                 "give the two profiles different install paths (`kpki profiles show NAME`)".into()
             }
             StageError::Symlink(_) => {
-                "remove the link, or stage into another --out directory".into()
+                "remove the link, or name the real directory (--out $(realpath DIR))".into()
             }
             StageError::WorldWritable(_) => {
                 "stage into a directory only you can write, such as ./staged".into()
@@ -223,8 +223,34 @@ pub fn safe_out(root: &Path) -> Result<(), StageError> {
     safe_dir(root)
 }
 
-/// Refuses `dir` when it exists and anyone may write it.
+/// Refuses a symbolic link anywhere in `dir` (`dir` included): kpki makes none in the
+/// trees it stages or exports, so one found there was planted. Checked before anything is
+/// issued, so a command refused here has changed nothing.
+pub fn no_links_in(dir: &Path) -> Result<(), StageError> {
+    for e in walkdir::WalkDir::new(dir).follow_links(false) {
+        match e {
+            Ok(e) if e.path_is_symlink() => {
+                return Err(StageError::Symlink(e.into_path()));
+            }
+            Ok(_) => {}
+            Err(e) if e.io_error().map(|i| i.kind()) == Some(std::io::ErrorKind::NotFound) => {}
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                return Err(StageError::Io {
+                    path,
+                    source: e.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `dir` when it is a symbolic link, or exists and anyone may write it.
 pub fn safe_dir(dir: &Path) -> Result<(), StageError> {
+    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(StageError::Symlink(dir.to_path_buf()));
+    }
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() && m.permissions().mode() & 0o002 != 0 => {
             Err(StageError::WorldWritable(dir.to_path_buf()))
@@ -235,17 +261,23 @@ pub fn safe_dir(dir: &Path) -> Result<(), StageError> {
 
 /// Refuses a symbolic link at `root` or anywhere between it and `file`.
 fn no_links(root: &Path, file: &Path) -> Result<(), StageError> {
-    let mut cur = root.to_path_buf();
-    let check = |p: &Path| match fs::symlink_metadata(p) {
-        Ok(m) if m.file_type().is_symlink() => Err(StageError::Symlink(p.to_path_buf())),
-        _ => Ok(()),
-    };
-    check(&cur)?;
-    for c in file.strip_prefix(root).unwrap_or(file).components() {
-        cur.push(c);
-        check(&cur)?;
+    atomic::no_links(root, file).map_err(|e| staging(file, e))
+}
+
+/// An I/O error of staging: a refused link or special file says so, naming it.
+fn staging(path: &Path, e: std::io::Error) -> StageError {
+    match e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<atomic::Refused>())
+    {
+        Some(r) if r.is_link() => StageError::Symlink(r.path.clone()),
+        _ => io(path)(e),
     }
-    Ok(())
+}
+
+/// The directory that holds a tree (`OUT`).
+fn out_of(root: &Path) -> PathBuf {
+    atomic::parent_of(root)
 }
 
 /// Merges files that several profiles put at one path (a shared `ca.crt`): the contents
@@ -472,9 +504,10 @@ pub fn write(
     files: &[StagedFile],
     with_manifest: bool,
 ) -> Result<Vec<(String, Change)>, StageError> {
-    no_links(root, root)?;
+    let out_dir = out_of(root);
+    no_links(&out_dir, root)?;
     safe_out(root)?;
-    atomic::tree_dirs(root, root, TREE_DIR_MODE).map_err(io(root))?;
+    atomic::tree_dirs(root, root, TREE_DIR_MODE).map_err(|e| staging(root, e))?;
     // A run killed mid-write left temporary files, plaintext keys among them: gone now.
     for f in atomic::leftovers(root) {
         fs::remove_file(&f).map_err(io(&f))?;
@@ -498,11 +531,11 @@ pub fn write(
     }
     for d in &dirs {
         no_links(root, d)?;
-        atomic::tree_dirs(root, d, TREE_DIR_MODE).map_err(io(d))?;
+        atomic::tree_dirs(root, d, TREE_DIR_MODE).map_err(|e| staging(d, e))?;
     }
     let mut out = Vec::new();
     // One flush for the whole tree (the manifest goes in last), not two per file.
-    let mut batch = atomic::Batch::new();
+    let mut batch = atomic::Batch::new(&out_dir);
     let mut stale = Vec::new();
     for f in all {
         let path = target(root, &f.path)?;
@@ -526,16 +559,17 @@ pub fn write(
                 no_links(root, &path)?;
                 batch
                     .add(&path, contents, f.mode, Existing::Replace)
-                    .map_err(io(&path))?;
+                    .map_err(|e| staging(&path, e))?;
             }
         }
         out.push((f.path.clone(), change));
     }
-    batch.commit().map_err(io(root))?;
+    batch.commit().map_err(|e| staging(root, e))?;
     for p in stale.into_iter().chain(gone) {
         let path = target(root, &p)?;
         no_links(root, &path)?;
         fs::remove_file(&path).map_err(io(&path))?;
+        crate::store::crash::point();
         out.push((p, Change::Remove));
     }
     out.sort();

@@ -15,8 +15,21 @@ pub struct StoreLock {
     _file: File,
 }
 
-/// Takes the lock on `path`, waiting at most a minute for another holder.
-pub fn acquire(path: &Path) -> std::io::Result<StoreLock> {
+/// Takes the lock of the store at `dir` (its `.lock`), waiting at most a minute for
+/// another holder. Every command that writes to the store takes it first, so a store
+/// directory that is a symbolic link is refused here, before anything is written.
+pub fn acquire(dir: &Path) -> Result<StoreLock, super::StoreError> {
+    // The store's files that are written in place rather than replaced (the lock, the
+    // ledger) and the config: none may be a link, checked before anything is written.
+    for name in [".lock", super::LEDGER, super::CONFIG] {
+        let p = dir.join(name);
+        super::atomic::check_target(dir, &p)
+            .map_err(|source| super::StoreError::Io { path: p, source })?;
+    }
+    take(&dir.join(".lock")).map_err(|e| super::StoreError::Locked(e.to_string()))
+}
+
+fn take(path: &Path) -> std::io::Result<StoreLock> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

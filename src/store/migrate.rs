@@ -78,7 +78,7 @@ pub(super) fn from_v1(
             let pem = fs::read(&flat).map_err(io_err(&flat))?;
             let id = key_id_of(&pem)?;
             let to = base.join(&id);
-            atomic::create_dir_private(&to).map_err(io_err(&to))?;
+            atomic::create_dirs(dir, &to).map_err(io_err(&to))?;
             for f in ["ca.key.age", "ca.crt"] {
                 let from = base.join(f);
                 if from.exists() {
@@ -162,7 +162,7 @@ pub(super) fn from_v1(
             let records = history.remove(&(p.clone(), t.clone())).unwrap_or_default();
             let n = records.len().max(1) as u64;
             let gen = base.join(n.to_string());
-            atomic::create_dir_private(&gen).map_err(io_err(&gen))?;
+            atomic::create_dirs(dir, &gen).map_err(io_err(&gen))?;
             // Format 1 left the old key beside a certificate signed from a CSR: it does
             // not belong to that certificate (it is kept in the backup).
             let csr_signed = records.last().is_some_and(|r| r.source == "csr");
@@ -178,8 +178,14 @@ pub(super) fn from_v1(
                 }
             }
             let cur = base.join(CURRENT);
-            atomic::write(&cur, format!("{n}\n").as_bytes(), 0o644, Existing::Replace)
-                .map_err(io_err(&cur))?;
+            atomic::write(
+                dir,
+                &cur,
+                format!("{n}\n").as_bytes(),
+                0o644,
+                Existing::Replace,
+            )
+            .map_err(io_err(&cur))?;
             if converted.is_none() {
                 for (i, mut r) in records.into_iter().enumerate() {
                     r.generation = i as u64 + 1;
@@ -256,7 +262,7 @@ pub(super) fn from_v1(
         path: cpath.clone(),
         reason,
     })?;
-    let mut batch = atomic::Batch::new();
+    let mut batch = atomic::Batch::new(dir);
     if converted.is_none() {
         batch
             .add(&lpath, &ledger::encode(&events), 0o644, Existing::Replace)
@@ -277,7 +283,7 @@ fn safe_name(n: &str) -> bool {
 fn backup_all(dir: &Path, stamp: &str) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     let dest = dir.join("backup").join(stamp);
-    let mut batch = atomic::Batch::new();
+    let mut batch = atomic::Batch::new(dir);
     for e in walkdir::WalkDir::new(dir).follow_links(false) {
         let e = e.map_err(|e| StoreError::Io {
             path: dir.into(),
@@ -289,7 +295,7 @@ fn backup_all(dir: &Path, stamp: &str) -> Result<(), StoreError> {
         }
         let to = dest.join(rel);
         let parent = to.parent().expect("a file has a parent");
-        atomic::create_dir_private(parent).map_err(io_err(parent))?;
+        atomic::create_dirs(dir, parent).map_err(io_err(parent))?;
         let bytes = fs::read(e.path()).map_err(io_err(e.path()))?;
         let mode = e
             .metadata()

@@ -14,6 +14,8 @@
 //! <store>/issued/<profile>/<target>/trusted  key pairs and secrets: earlier generations
 //!                                          still published (sa.pub) or still decrypting
 //! <store>/ledger.jsonl                     append-only history, one JSON event per line
+//! <store>/journal.json                     a change under way, or one a killed kpki left
+//!                                          (completed or rolled back on the next open)
 //! <store>/backup/<time>-format-1/…         the store before its migration from format 1
 //! ```
 //! Nothing secret lies in clear here, so the directory can be committed to git.
@@ -25,6 +27,8 @@
 //! Every decision that depends on what the store holds is taken under the store lock.
 
 pub mod atomic;
+pub mod crash;
+pub mod journal;
 pub mod ledger;
 mod lock;
 mod migrate;
@@ -40,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use atomic::Existing;
+pub use journal::{Change, Recovered};
 pub use ledger::{CaRecord, Event, Record};
 pub use lock::StoreLock;
 pub use secrets::{
@@ -108,6 +113,7 @@ impl StoreError {
             StoreError::Secret(SecretError::WrongPassphrase) => "check KPKI_PASSPHRASE (or what you typed at the prompt)".into(),
             StoreError::Locked(_) => "wait for the other kpki process to finish".into(),
             StoreError::NotIssued(_) => "issue it with `kpki apply` (or `kpki issue`)".into(),
+            StoreError::Pki(PkiError::Validity(_)) => pki::VALIDITY_HINT.into(),
             StoreError::MissingCa(_) => "restore the CA's directory from the store's git history, then `kpki store verify`".into(),
             _ => return None,
         })
@@ -227,6 +233,8 @@ impl CaRef {
 pub struct Store {
     dir: PathBuf,
     config: Config,
+    /// A change a killed kpki had left, completed or rolled back when the store was opened.
+    recovered: Option<Recovered>,
 }
 
 /// One file of an issuance.
@@ -337,9 +345,9 @@ impl Store {
         spec: InitSpec,
         now: OffsetDateTime,
     ) -> Result<(Store, StoreLock, InitReport), StoreError> {
-        atomic::create_dir_private(dir).map_err(io_err(dir))?;
-        let lock =
-            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
+        atomic::create_dirs(dir, dir).map_err(io_err(dir))?;
+        let lock = lock::acquire(dir)?;
+        let recovered = journal::recover(dir)?;
         let existing = if Store::exists(dir) {
             if !spec.force {
                 return Err(StoreError::AlreadyExists(dir.into()));
@@ -349,7 +357,8 @@ impl Store {
             None
         };
         let report = Store::create_cas(dir, spec, existing, now)?;
-        let store = Store::open_locked(dir, now)?;
+        let mut store = Store::open_locked(dir, now)?;
+        store.recovered = recovered;
         Ok((store, lock, report))
     }
 
@@ -360,18 +369,17 @@ impl Store {
         spec: InitSpec,
         now: OffsetDateTime,
     ) -> Result<(Store, StoreLock, Option<InitReport>), StoreError> {
-        if Store::exists(dir) {
-            let (store, lock) = Store::lock_open(dir, now)?;
-            return Ok((store, lock, None));
-        }
-        atomic::create_dir_private(dir).map_err(io_err(dir))?;
-        let lock =
-            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
-        if Store::exists(dir) {
-            return Ok((Store::open_locked(dir, now)?, lock, None));
-        }
-        let report = Store::create_cas(dir, spec, None, now)?;
-        Ok((Store::open_locked(dir, now)?, lock, Some(report)))
+        atomic::create_dirs(dir, dir).map_err(io_err(dir))?;
+        let lock = lock::acquire(dir)?;
+        let recovered = journal::recover(dir)?;
+        let report = if Store::exists(dir) {
+            None
+        } else {
+            Some(Store::create_cas(dir, spec, None, now)?)
+        };
+        let mut store = Store::open_locked(dir, now)?;
+        store.recovered = recovered;
+        Ok((store, lock, report))
     }
 
     fn create_cas(
@@ -409,16 +417,21 @@ impl Store {
                 )
             }
             (Protection::Identity { file, extra }, None) => {
+                // A killed kpki's temporary identity (a secret) does not outlive it, even
+                // one killed after the identity itself was in place.
+                let parent = atomic::parent_of(file);
+                if parent.is_dir() {
+                    atomic::remove_leftovers(&parent, 1).map_err(io_err(&parent))?;
+                }
                 let ids = match read_identity_file(file) {
                     Ok(ids) => ids,
                     Err(SecretError::ReadIdentity { source, .. })
                         if source.kind() == io::ErrorKind::NotFound =>
                     {
                         let id = age::x25519::Identity::generate();
-                        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-                            atomic::create_dir_private(parent).map_err(io_err(parent))?;
-                        }
+                        atomic::create_dirs(&parent, &parent).map_err(io_err(&parent))?;
                         match atomic::write(
+                            &parent,
                             file,
                             identity_file_text(&id).as_bytes(),
                             0o600,
@@ -464,12 +477,9 @@ impl Store {
             CaModel::Single => vec!["root"],
             CaModel::Kubeadm => vec!["kubernetes", "etcd", "front-proxy"],
         };
-        let mut batch = atomic::Batch::new();
+        let mut change = Change::new(dir);
         if let Some(w) = &wrapped {
-            let p = dir.join(WRAPPED_IDENTITY);
-            batch
-                .add(&p, w, 0o600, Existing::Replace)
-                .map_err(io_err(&p))?;
+            change.replace(&dir.join(WRAPPED_IDENTITY), w.clone(), 0o600)?;
         }
         let mut ids = Vec::new();
         let mut made = Vec::new();
@@ -485,23 +495,19 @@ impl Store {
                 &pki::CaSpec {
                     cn: &cn,
                     o: &spec.cluster,
-                    not_before: now - time::Duration::minutes(5),
-                    not_after: now + spec.validity.duration(),
+                    not_before: now.saturating_sub(time::Duration::minutes(5)),
+                    not_after: pki::end_of(now, spec.validity)?,
                 },
                 &key,
             )?;
             let id = key_id_of(pem.as_bytes())?;
             let cadir = dir.join("ca").join(name).join(&id);
-            atomic::create_dir_private(&cadir).map_err(io_err(&cadir))?;
             let enc = secrets::encrypt(&parsed, pki::private_pem(&key).as_bytes())?;
             for (file, bytes, mode) in [
                 ("ca.key.age", enc, 0o600),
                 ("ca.crt", pem.clone().into_bytes(), 0o644),
             ] {
-                let p = cadir.join(file);
-                batch
-                    .add(&p, &bytes, mode, Existing::Refuse)
-                    .map_err(io_err(&p))?;
+                change.create(&cadir.join(file), bytes, mode)?;
             }
             let der = pki::pem::first_cert(pem.as_bytes()).expect("a CA PEM just made");
             let s = pki::summarize(&der, now)?;
@@ -559,18 +565,12 @@ impl Store {
             roles,
         };
         // The config goes last: it is what makes the new CAs the signing ones.
-        let cpath = dir.join(CONFIG);
-        batch
-            .add(&cpath, &config_text(&config), 0o644, Existing::Replace)
-            .map_err(io_err(&cpath))?;
-        batch.commit().map_err(io_err(dir))?;
-        if wrapped.is_none() && existing.is_none() {
-            let p = dir.join(WRAPPED_IDENTITY);
-            if p.exists() {
-                fs::remove_file(&p).map_err(io_err(&p))?;
-            }
+        change.replace(&dir.join(CONFIG), config_text(&config), 0o644)?;
+        if wrapped.is_none() && existing.is_none() && dir.join(WRAPPED_IDENTITY).exists() {
+            change.remove(&dir.join(WRAPPED_IDENTITY))?;
         }
-        ledger::append(&dir.join(LEDGER), &events).map_err(io_err(&dir.join(LEDGER)))?;
+        change.events(events);
+        change.commit()?;
         Ok(InitReport {
             cas: made,
             identity_created,
@@ -579,18 +579,31 @@ impl Store {
     }
 
     /// Opens an existing store; a format-1 store is migrated first (under the lock).
+    /// A change a killed kpki left is completed or rolled back first (also under the lock).
     pub fn open(dir: &Path, now: OffsetDateTime) -> Result<Store, StoreError> {
+        if dir.join(journal::JOURNAL).exists() {
+            let _lock = lock::acquire(dir)?;
+            let recovered = journal::recover(dir)?;
+            let mut store = Store::open_locked(dir, now)?;
+            store.recovered = recovered;
+            return Ok(store);
+        }
         match Store::read_config(dir)? {
             ConfigRead::Current(config) => Ok(Store {
                 dir: dir.into(),
                 config: *config,
+                recovered: None,
             }),
             ConfigRead::Old(_) => {
-                let _lock = lock::acquire(&dir.join(".lock"))
-                    .map_err(|e| StoreError::Locked(e.to_string()))?;
+                let _lock = lock::acquire(dir)?;
                 Store::open_locked(dir, now)
             }
         }
+    }
+
+    /// What opening the store completed or rolled back of a killed kpki's change.
+    pub fn recovered(&self) -> Option<&Recovered> {
+        self.recovered.as_ref()
     }
 
     /// Opens the store while the caller holds its lock, migrating an old format.
@@ -608,6 +621,7 @@ impl Store {
         Ok(Store {
             dir: dir.into(),
             config: *config,
+            recovered: None,
         })
     }
 
@@ -646,12 +660,14 @@ impl Store {
     /// it is what the store holds while the lock is held (another kpki's `init --force`
     /// cannot change the signing CA between the read and the decision).
     pub fn lock_open(dir: &Path, now: OffsetDateTime) -> Result<(Store, StoreLock), StoreError> {
-        if !Store::exists(dir) {
+        if !Store::exists(dir) && !dir.join(journal::JOURNAL).exists() {
             return Err(StoreError::NotAStore(dir.into()));
         }
-        let lock =
-            lock::acquire(&dir.join(".lock")).map_err(|e| StoreError::Locked(e.to_string()))?;
-        Ok((Store::open_locked(dir, now)?, lock))
+        let lock = lock::acquire(dir)?;
+        let recovered = journal::recover(dir)?;
+        let mut store = Store::open_locked(dir, now)?;
+        store.recovered = recovered;
+        Ok((store, lock))
     }
 
     pub fn is_passphrase(&self) -> bool {
@@ -861,14 +877,14 @@ impl Store {
         for r in CaRole::ALL {
             config.roles.get_mut(r).trusted.retain(|i| *i != ca.id);
         }
-        let cpath = self.dir.join(CONFIG);
-        atomic::write(&cpath, &config_text(&config), 0o644, Existing::Replace)
-            .map_err(io_err(&cpath))?;
-        self.config = config;
-        self.record(&[Event::Retired {
+        let mut change = Change::new(&self.dir);
+        change.replace(&self.dir.join(CONFIG), config_text(&config), 0o644)?;
+        change.event(Event::Retired {
             at: now,
             what: ca.id.clone(),
-        }])?;
+        });
+        change.commit()?;
+        self.config = config;
         Ok(ca)
     }
 
@@ -1031,7 +1047,7 @@ impl Store {
     /// The caller holds the lock and records the result in the ledger after the commit.
     pub fn stage_generation(
         &self,
-        batch: &mut atomic::Batch,
+        change: &mut Change,
         profile: &str,
         target: &str,
         files: &[Artifact],
@@ -1054,25 +1070,16 @@ impl Store {
             .unwrap_or(0)
             + 1;
         let dir = base.join(n.to_string());
-        atomic::create_dir_private(&dir).map_err(io_err(&dir))?;
+        // Nothing is written until the change is committed (its directory is made then).
         for f in files {
-            let p = dir.join(f.name);
-            batch
-                .add(&p, &f.bytes, f.mode, Existing::Refuse)
-                .map_err(io_err(&p))?;
+            change.create(&dir.join(f.name), f.bytes.clone(), f.mode)?;
         }
         if let (Some(prev), true) = (previous, keep_previous) {
             let mut t = self.trusted_generations(profile, target)?;
             t.insert(prev);
-            let p = base.join(TRUSTED);
-            batch
-                .add(&p, numbers_text(&t).as_bytes(), 0o644, Existing::Replace)
-                .map_err(io_err(&p))?;
+            change.replace(&base.join(TRUSTED), numbers_text(&t).into_bytes(), 0o644)?;
         }
-        let p = base.join(CURRENT);
-        batch
-            .add(&p, format!("{n}\n").as_bytes(), 0o644, Existing::Replace)
-            .map_err(io_err(&p))?;
+        change.replace(&base.join(CURRENT), format!("{n}\n").into_bytes(), 0o644)?;
         Ok(NewGeneration { n, previous })
     }
 
@@ -1089,17 +1096,13 @@ impl Store {
         if t.is_empty() {
             return Ok(vec![]);
         }
-        let p = self.issuance_dir(profile, target).join(TRUSTED);
-        fs::remove_file(&p).map_err(io_err(&p))?;
-        atomic::sync_dir(&self.issuance_dir(profile, target)).map_err(io_err(&p))?;
-        let events: Vec<Event> = t
-            .iter()
-            .map(|g| Event::Retired {
-                at: now,
-                what: format!("{profile}/{target}/{g}"),
-            })
-            .collect();
-        self.record(&events)?;
+        let mut change = Change::new(&self.dir);
+        change.remove(&self.issuance_dir(profile, target).join(TRUSTED))?;
+        change.events(t.iter().map(|g| Event::Retired {
+            at: now,
+            what: format!("{profile}/{target}/{g}"),
+        }));
+        change.commit()?;
         Ok(t.into_iter().collect())
     }
 
@@ -1128,22 +1131,19 @@ impl Store {
                 gone.push((p.clone(), t.clone(), g));
             }
         }
-        // The ledger first: a crash then leaves files the ledger calls pruned (nothing
-        // lost), never a ledger that names files that are gone.
-        let events: Vec<Event> = gone
-            .iter()
-            .map(|(p, t, g)| Event::Pruned {
+        // The ledger first, then the directories (a killed prune is completed by the next
+        // kpki): never a ledger that names files that are gone.
+        let mut change = Change::new(&self.dir);
+        for (p, t, g) in &gone {
+            change.event(Event::Pruned {
                 at: now,
                 profile: p.clone(),
                 target: t.clone(),
                 generation: *g,
-            })
-            .collect();
-        self.record(&events)?;
-        for (p, t, g) in &gone {
-            let d = self.generation(p, t, *g).dir;
-            fs::remove_dir_all(&d).map_err(io_err(&d))?;
+            });
+            change.remove_dir_after(&self.generation(p, t, *g).dir)?;
         }
+        change.commit()?;
         Ok(gone)
     }
 
@@ -1153,11 +1153,9 @@ impl Store {
         self.dir.join(LEDGER)
     }
 
-    /// Appends events to the ledger (one write, one flush); the caller holds the lock.
-    pub fn record(&self, events: &[Event]) -> Result<(), StoreError> {
-        let p = self.ledger_path();
-        ledger::append(&p, events).map_err(io_err(&p))?;
-        Ok(())
+    /// A change to this store ([`Change::commit`] makes it); the caller holds the lock.
+    pub fn change(&self) -> Change {
+        Change::new(&self.dir)
     }
 
     /// Every event of the ledger, and a warning when its last line was torn.

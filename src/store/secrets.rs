@@ -71,7 +71,7 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<age::x25519::Identity>, Sec
     if mode & 0o077 != 0 {
         return Err(SecretError::IdentityMode(path.into(), mode));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+    let text = Zeroizing::new(crate::source::read_to_string(path).map_err(|source| {
         SecretError::ReadIdentity {
             path: path.into(),
             source,
@@ -159,7 +159,9 @@ impl Keyring {
             path: path.into(),
             reason: e.to_string(),
         })?;
-        let mut out = Zeroizing::new(Vec::new());
+        // Sized for the whole plaintext (never longer than the ciphertext): a buffer that
+        // grew would leave copies of the key in freed memory.
+        let mut out = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
         r.read_to_end(&mut out).map_err(|e| SecretError::Decrypt {
             path: path.into(),
             reason: e.to_string(),
@@ -174,7 +176,7 @@ fn decrypt_with(ciphertext: &[u8], id: &dyn age::Identity) -> Result<Zeroizing<V
     let mut r = dec
         .decrypt(std::iter::once(id))
         .map_err(|e| e.to_string())?;
-    let mut out = Zeroizing::new(Vec::new());
+    let mut out = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
     r.read_to_end(&mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
