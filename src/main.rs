@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
@@ -22,10 +23,12 @@ fn main() -> ExitCode {
         }
     };
     let audit = matches!(cli.command, kpki::cli::Command::Audit(_));
+    let color = kpki::commands::color(cli.global.color, std::io::stderr().is_terminal());
     match kpki::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("kpki: {}", e.render());
+            let line = format!("kpki: {}", e.render());
+            eprintln!("{}", kpki::terminal::error_line(color, &line));
             ExitCode::from(if audit {
                 AUDIT_CANNOT_RUN
             } else {

@@ -36,9 +36,70 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Red, for `error:`, failures and refusals.
+pub const RED: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
+/// Yellow, for what warns or would change.
+pub const YELLOW: anstyle::Style = anstyle::AnsiColor::Yellow.on_default();
+/// Green, for what went well.
+pub const GREEN: anstyle::Style = anstyle::AnsiColor::Green.on_default();
+/// Cyan, for `hint:`.
+pub const CYAN: anstyle::Style = anstyle::AnsiColor::Cyan.on_default().bold();
+
+/// `text` in `style` when `on`; `text` as it is otherwise. `text` must already be
+/// [`printable`].
+pub fn paint(on: bool, style: anstyle::Style, text: &str) -> String {
+    if on {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The error line (`kpki: error: …; hint: …`) with `error:` in red and `hint:` in cyan
+/// when `on`; unchanged otherwise.
+pub fn error_line(on: bool, line: &str) -> String {
+    if !on {
+        return line.to_owned();
+    }
+    let mut out = match line.find("error:") {
+        Some(i) => format!(
+            "{}{}{}",
+            &line[..i],
+            paint(true, RED, "error:"),
+            &line[i + "error:".len()..]
+        ),
+        None => line.to_owned(),
+    };
+    if let Some(i) = out.rfind("; hint: ") {
+        out = format!(
+            "{}; {} {}",
+            &out[..i],
+            paint(true, CYAN, "hint:"),
+            &out[i + "; hint: ".len()..]
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_only_when_asked() {
+        let l = "kpki: error: no kpki store at pki; hint: create one with `kpki init`";
+        assert_eq!(error_line(false, l), l);
+        let c = error_line(true, l);
+        assert!(
+            c.starts_with("kpki: \x1b[1m\x1b[31merror:\x1b[0m no kpki store"),
+            "{c:?}"
+        );
+        assert!(
+            c.contains("at pki; \x1b[1m\x1b[36mhint:\x1b[0m create"),
+            "{c:?}"
+        );
+        assert_eq!(paint(false, RED, "failed"), "failed");
+    }
 
     #[test]
     fn escapes_what_a_terminal_would_obey() {

@@ -111,6 +111,7 @@ const GLOBALS: &[(Arg, bool, &str)] = &[
     (Flag("--identity"), true, "identity"),
     (Flag("--inventory"), true, "inventory"),
     (Flag("--profiles"), true, "profiles"),
+    (Flag("--color"), false, "color"),
 ];
 
 /// Every subcommand, with every argument that takes a value. `{csr}`, `{cert}`,
@@ -436,6 +437,10 @@ fn cases() -> Vec<(&'static str, Case)> {
                     (Flag("--dest"), true, "dest"),
                 ],
             ),
+        ),
+        (
+            "completions",
+            case(&["completions", "bash"], &[(Pos(1), false, "shell")]),
         ),
         (
             "generate-man",

@@ -76,6 +76,30 @@ pub struct Global {
     /// Print only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// When to colour the output: the error line's `error:` and `hint:`, the audit
+    /// table's states, push's results.
+    ///
+    /// auto: only on a terminal, and not when NO_COLOR is set (to anything but empty).
+    /// JSON and Prometheus output is never coloured, whatever this says.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Colour always, even into a pipe or a file, NO_COLOR or not.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +123,7 @@ pub enum Command {
     Ledger(LedgerArgs),
     #[command(subcommand)]
     Store(StoreCommand),
+    Completions(CompletionsArgs),
     /// Write the man pages into a directory.
     #[command(hide = true)]
     GenerateMan {
@@ -305,26 +330,87 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   kpki inspect /etc/ssl/etcd/etcd.crt
-  kpki inspect --json pki/issued/etcd-peer/etcd01/1/cert.pem | jq .[0].not_after")]
+  kpki inspect --json pki/issued/etcd-peer/etcd01/1/cert.pem | jq .[0].not_after
+
+JSON (--json), an array with one object per certificate or CSR, in file order:
+  type          certificate or csr
+  file          the file it was read from
+  subject       the subject (RFC 4514)
+  sans          subject alternative names: DNS:name, IP:address
+  key           {algorithm (ECDSA P-256, Ed25519, RSA, ...), bits}
+certificates also:
+  issuer, serial (hex), is_ca, key_usage, ext_key_usage (arrays of names),
+  not_before, not_after (RFC 3339), seconds_left (negative once expired),
+  sha256 (of the DER), subject_key_id, authority_key_id (hex; null when absent)
+CSRs also:
+  requests_ca   whether it asks for CA:TRUE (kpki sign refuses it)")]
 pub struct InspectArgs {
     /// Files to read.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Print JSON: an array with one object per certificate or CSR.
+    /// Print JSON: an array with one object per certificate or CSR (fields below).
     #[arg(long)]
     pub json: bool,
 }
+
+/// Print a shell completion script for kpki: commands, options, their values.
+///
+/// The script is generated from the same definitions as the help; print it again after
+/// upgrading kpki.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  kpki completions bash > ~/.local/share/bash-completion/completions/kpki
+  kpki completions zsh > ~/.zfunc/_kpki       # with fpath+=(~/.zfunc) before compinit
+  kpki completions fish > ~/.config/fish/completions/kpki.fish
+
+Exit status: 0 printed; 1 unknown shell.")]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+const PROFILE_JSON: &str = "\
+name (string), description (string), kind (certificate, key-pair or secret),
+scope (node or cluster), roles (array: etcd, master, worker; empty for ad-hoc use),
+ca (kubernetes, etcd or front-proxy; null when not a certificate), key (algorithm or
+provider, such as ecdsa-p256 or secretbox), validity (such as 1y; null when not a
+certificate), ext_key_usage (array: serverAuth, clientAuth), files (array of {what: cert,
+key, ca, public or config; path, owner, group, mode as an octal string}), origin
+(builtin or file), file (the profile file; null when built in)";
 
 /// The profiles in force: built-in, and the user's.
 #[derive(Debug, Subcommand)]
 pub enum ProfilesCommand {
     /// List the profiles with their roles, CA and purpose.
-    List,
+    #[command(after_long_help = profiles_list_help())]
+    List {
+        /// Print JSON: an array with one object per profile (fields below).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a profile's TOML (the data file is its own documentation).
+    #[command(after_long_help = profiles_show_help())]
     Show {
         /// The profile name.
         name: String,
+        /// Print JSON: one object, the fields of `kpki profiles list --json` and `toml`
+        /// (the profile's text).
+        #[arg(long)]
+        json: bool,
     },
+}
+
+fn profiles_list_help() -> String {
+    format!(
+        "Examples:\n  kpki profiles list\n  kpki profiles list --json | jq -r '.[] | select(.scope == \"node\") | .name'\n\nJSON (--json), one object per profile: {PROFILE_JSON}."
+    )
+}
+
+fn profiles_show_help() -> String {
+    format!(
+        "Examples:\n  kpki profiles show etcd-peer\n  kpki profiles show etcd-peer --json | jq .files\n\nJSON (--json): {PROFILE_JSON}; toml (the profile file's text)."
+    )
 }
 
 /// Show the store's history: every CA created, certificate and key issued, superseded,

@@ -49,6 +49,7 @@ pub struct TemplateArgs {
   kpki render --check --out staged/            # every tree kpki apply staged
   kpki render --check --out staged/ --node worker01
   kpki render --check --root /                 # on a node, what is installed
+  kpki render --check --out staged/ --json | jq -r '.problems[].message'
 
 Exit status:
   0  rendered; with --check, no problem found
@@ -74,6 +75,14 @@ pub struct RenderArgs {
     /// With --check: the root of one node's installed files, such as /.
     #[arg(long, value_name = "DIR", requires = "check", conflicts_with_all = ["node", "all", "out"])]
     pub root: Option<PathBuf>,
+    /// With --check: print JSON instead of lines, one object: trees (count), references
+    /// (count), problems (array of {tree, path, kind, severity, message, named_by:
+    /// [{config, key}]}; kind is a finding kind as the audit names them, or
+    /// interrupted_write for a temporary file a killed kpki left).
+    ///
+    /// The exit status is the same as without --json.
+    #[arg(long, requires = "check")]
+    pub json: bool,
 }
 
 /// Issue what is missing and stage every node's files: certificates, keys, CAs, configs.

@@ -262,9 +262,10 @@ pub(super) fn run(
 
     let text = match a.format {
         AuditFormat::Table => {
-            let color = a.output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let color = super::color(
+                g.color,
+                a.output.is_none() && std::io::stdout().is_terminal(),
+            );
             audit::report::table(
                 &report,
                 audit::report::TableOptions {

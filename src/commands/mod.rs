@@ -8,6 +8,7 @@ use age::secrecy::SecretString;
 use time::OffsetDateTime;
 
 mod audit;
+mod completions;
 mod export;
 mod init;
 mod inspect;
@@ -35,6 +36,8 @@ use crate::store::{self, CaModel, InitSpec, Keyring, Protection, Store, Unlock};
 pub struct Printer {
     out: Box<dyn Write>,
     quiet: bool,
+    /// Whether standard output may be coloured (`--color`, NO_COLOR, a terminal).
+    pub(crate) color: bool,
 }
 
 impl Printer {
@@ -42,6 +45,7 @@ impl Printer {
         Printer {
             out: Box::new(std::io::stdout().lock()),
             quiet,
+            color: false,
         }
     }
 
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 fn run_command(cli: Cli) -> Result<u8> {
     let mut p = Printer::stdout(cli.global.quiet);
+    p.color = color(cli.global.color, std::io::stdout().is_terminal());
     let now = OffsetDateTime::now_utc();
     let g = &cli.global;
     let done = match &cli.command {
@@ -111,6 +116,7 @@ fn run_command(cli: Cli) -> Result<u8> {
         Command::Profiles(c) => profiles::run(g, c, &mut p),
         Command::Ledger(a) => store_cmd::ledger(g, a, now, &mut p),
         Command::Store(c) => return store_cmd::run(g, c, now, &mut p).map(|()| 0),
+        Command::Completions(a) => completions::run(a, &mut p),
         Command::GenerateMan { out } => {
             crate::store::atomic::create_dirs(out, out).map_err(Error::io(out))?;
             for (name, body) in crate::cli::man::pages().map_err(Error::io("man"))? {
@@ -129,6 +135,19 @@ fn run_command(cli: Cli) -> Result<u8> {
         }
     };
     done.map(|()| 0)
+}
+
+/// Whether to colour a stream: `--color always` does, `never` does not; `auto` does
+/// on a terminal when NO_COLOR is unset or empty (<https://no-color.org>: a command-line
+/// flag overrides NO_COLOR). JSON and metrics are never coloured whatever this says.
+pub fn color(choice: crate::cli::ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        crate::cli::ColorChoice::Always => true,
+        crate::cli::ColorChoice::Never => false,
+        crate::cli::ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
 }
 
 /// `--identity`, or $XDG_CONFIG_HOME/kpki/identity.txt (~/.config/kpki/identity.txt).

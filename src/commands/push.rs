@@ -71,9 +71,11 @@ pub(super) fn run(g: &Global, a: &PushArgs, now: OffsetDateTime, p: &mut Printer
             || r.error.is_some() && r.outcome == Outcome::Installed
     });
     let refused = reports.iter().any(|r| r.refused);
+    let color = super::color(g.color, std::io::stderr().is_terminal());
     for r in reports.iter().filter(|r| r.error.is_some()) {
         eprintln!(
-            "error: {}: {}",
+            "{} {}: {}",
+            crate::terminal::paint(color, crate::terminal::RED, "error:"),
             r.node,
             crate::terminal::printable(r.error.as_deref().unwrap_or_default())
         );
@@ -219,8 +221,20 @@ fn table(reports: &[NodeReport], a: &PushArgs, p: &mut Printer) -> Result<()> {
         .to_owned()
     };
     p.text(fmt(head))?;
-    for r in &rows {
-        p.text(fmt([&r[0], &r[1], &r[2], &r[3]]))?;
+    for (r, report) in rows.iter().zip(reports) {
+        let line = fmt([&r[0], &r[1], &r[2], &r[3]]);
+        // The result, last on the line, in colour: what failed red, what changes yellow.
+        let style = match report.outcome {
+            Outcome::Failed | Outcome::RolledBack => crate::terminal::RED,
+            Outcome::WouldChange | Outcome::Restored | Outcome::Skipped => crate::terminal::YELLOW,
+            Outcome::Installed | Outcome::Unchanged => crate::terminal::GREEN,
+        };
+        let (rest, result) = line.split_at(line.len() - r[3].len());
+        p.data(format!(
+            "{}{}",
+            crate::terminal::printable(rest),
+            crate::terminal::paint(p.color, style, result)
+        ))?;
     }
     if a.dry_run {
         for r in reports.iter().filter(|r| !r.files.is_empty()) {

@@ -146,6 +146,17 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
         ));
     }
     let (mut problems, mut references) = (0, 0);
+    // With --json, the problems as objects, printed once at the end.
+    #[derive(serde::Serialize)]
+    struct Problem<'a> {
+        tree: &'a str,
+        path: Option<PathBuf>,
+        kind: &'static str,
+        severity: crate::finding::Severity,
+        message: String,
+        named_by: Vec<crate::finding::NamedBy>,
+    }
+    let mut found: Vec<Problem> = Vec::new();
     for (name, root) in &roots {
         if !root.is_dir() {
             return Err(Error::Io {
@@ -160,6 +171,17 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
         // Keys the manifest says stay on the node are checked there (`--root /`).
         for f in check::on_node_present(check::check(root, now), &stage::on_node_paths(root)) {
             problems += 1;
+            if a.json {
+                found.push(Problem {
+                    tree: name,
+                    message: f.message.clone(),
+                    path: f.path,
+                    kind: f.kind.name(),
+                    severity: f.severity,
+                    named_by: f.named_by,
+                });
+                continue;
+            }
             p.data(format!("{name}: {f}"))?;
         }
         // A staged tree (not a whole system) is small enough to look for what a killed
@@ -167,6 +189,17 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
         if a.root.is_none() {
             for f in crate::store::atomic::leftovers(root) {
                 problems += 1;
+                if a.json {
+                    found.push(Problem {
+                        tree: name,
+                        message: format!("{}: a temporary file of an interrupted kpki run (it may hold a key); `kpki apply` removes it", f.display()),
+                        path: Some(f),
+                        kind: "interrupted_write",
+                        severity: crate::finding::Severity::Error,
+                        named_by: Vec::new(),
+                    });
+                    continue;
+                }
                 p.data(format!(
                     "{name}: {}: a temporary file of an interrupted kpki run (it may hold a key); `kpki apply` removes it",
                     f.display()
@@ -174,10 +207,19 @@ fn check_cmd(a: &RenderArgs, now: OffsetDateTime, p: &mut Printer) -> Result<()>
             }
         }
     }
-    p.line(format!(
-        "checked {} tree(s): {references} reference(s), {problems} problem(s)",
-        roots.len()
-    ))?;
+    if a.json {
+        let out = serde_json::json!({
+            "trees": roots.len(),
+            "references": references,
+            "problems": found,
+        });
+        p.data(serde_json::to_string_pretty(&out).expect("serializes"))?;
+    } else {
+        p.line(format!(
+            "checked {} tree(s): {references} reference(s), {problems} problem(s)",
+            roots.len()
+        ))?;
+    }
     if problems > 0 {
         return Err(RenderError::CheckFailed {
             problems,
