@@ -19,6 +19,7 @@ pub mod distribute;
 pub mod encryption;
 pub mod error;
 pub mod finding;
+pub mod fuzz;
 pub mod inventory;
 pub mod issue;
 pub mod material;

@@ -185,7 +185,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
 }
 
 /// The file under `root` for an install path, refusing `..`, `.` and relative paths.
-fn target(root: &Path, install: &str) -> Result<PathBuf, StageError> {
+/// Touches nothing on disk (see [`place_under`] for the check against links).
+pub fn target(root: &Path, install: &str) -> Result<PathBuf, StageError> {
     let p = Path::new(install);
     let mut rel = PathBuf::new();
     let mut comps = p.components();
@@ -389,6 +390,11 @@ pub fn on_node_paths(root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Parses a manifest's bytes (JSON, unknown fields refused).
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
 /// Reads the manifest of the tree at `root`, if there is one.
 pub fn read_manifest(root: &Path) -> Result<Option<Manifest>, StageError> {
     let path = target(root, MANIFEST)?;
@@ -396,12 +402,9 @@ pub fn read_manifest(root: &Path) -> Result<Option<Manifest>, StageError> {
     // of sane size, never blocking.
     use crate::material::file::{read_regular, FileError, Links, MAX_FILE};
     match read_regular(&path, MAX_FILE, Links::Follow) {
-        Ok(b) => serde_json::from_slice(&b)
+        Ok(b) => parse_manifest(&b)
             .map(Some)
-            .map_err(|e| StageError::BadManifest {
-                path,
-                reason: e.to_string(),
-            }),
+            .map_err(|reason| StageError::BadManifest { path, reason }),
         Err(FileError::Missing) => Ok(None),
         Err(FileError::Io(e)) => Err(io(&path)(e)),
         Err(e) => Err(StageError::BadManifest {

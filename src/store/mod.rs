@@ -48,8 +48,8 @@ pub use journal::{Change, Recovered};
 pub use ledger::{CaRecord, Event, Record};
 pub use lock::StoreLock;
 pub use secrets::{
-    encrypt, identity_file_text, keep_memory_private, parse_recipients, read_identity_file,
-    Keyring, SecretError, Unlock,
+    encrypt, identity_file_text, keep_memory_private, parse_identities, parse_recipients,
+    read_identity_file, Keyring, SecretError, Unlock,
 };
 
 use crate::encryption::Provider;

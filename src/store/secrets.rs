@@ -77,16 +77,21 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<age::x25519::Identity>, Sec
             source,
         }
     })?);
-    let ids: Vec<_> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
-        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
-        .collect();
+    let ids = parse_identities(&text);
     if ids.is_empty() {
         return Err(SecretError::NoIdentity(path.into()));
     }
     Ok(ids)
+}
+
+/// The X25519 identities of an age identity file's text (`AGE-SECRET-KEY-1…` lines;
+/// comments and anything else are skipped).
+pub fn parse_identities(text: &str) -> Vec<age::x25519::Identity> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
+        .collect()
 }
 
 /// The identity file text for a new identity, in age-keygen's format.
@@ -101,6 +106,11 @@ pub fn identity_file_text(id: &age::x25519::Identity) -> Zeroizing<String> {
 }
 
 impl Keyring {
+    /// A keyring of identities already read (by [`parse_identities`]).
+    pub fn from_identities(identities: Vec<age::x25519::Identity>) -> Keyring {
+        Keyring { identities }
+    }
+
     /// Opens the keyring: from an identity file, which must match a store recipient, or by
     /// decrypting the store's own identity with the passphrase.
     pub fn open(

@@ -1,0 +1,3 @@
+#![no_main]
+// The loader and what kpki does after it: kpki::fuzz::profile.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kpki::fuzz::profile(data));
