@@ -12,7 +12,8 @@
 #      - (reference) one `scp -r` of the node's whole tree to / per node, then the same
 #        ssh chown/chmod: 2 connections per node, still one node after the other;
 #      - kpki push --parallel 1, 8 (the default) and 20.
-#   b. 50 worker nodes: kpki push --parallel 8, 20 and 50.
+#   b. 50 worker nodes: kpki push --parallel 8, 20 and 50; and --parallel 8 once more on
+#      nodes that already hold every file (nothing to change: the probe only).
 #   c. CPU time of one run of each (client side, and the nodes' side: every process the
 #      nodes' sshds ran for it), which the load of other jobs on the machine does not change.
 #
@@ -370,28 +371,32 @@ fi
 "${HF[@]}" --runs "$RUNS_A" --prepare "bash $T/a/reset.sh" --export-json "$T/json/a.json" "${a_cmds[@]}"
 load
 
-say "b. $N_B nodes, every file new on every node ($RUNS_B runs each)"
+say "b. $N_B nodes, every file new on every node but in the last row ($RUNS_B runs each)"
 load
-b_cmds=(
-  -n "kpki push --parallel 8" "$(kpki_push "$KPKI" "$T/b" 8)"
-  -n "kpki push --parallel 20" "$(kpki_push "$KPKI" "$T/b" 20)"
-  -n "kpki push --parallel 50" "$(kpki_push "$KPKI" "$T/b" 50)"
-)
+# One --prepare per command: the last one starts from nodes that already hold everything
+# (the run before it installed it), the daily case of a push after a renewal elsewhere.
+b_cmds=()
+b_add() { # b_add <prepare> <name> <command>
+  b_cmds+=(--prepare "$1" -n "$2" "$3")
+}
+b_add "bash $T/b/reset.sh" "kpki push --parallel 8" "$(kpki_push "$KPKI" "$T/b" 8)"
+b_add "bash $T/b/reset.sh" "kpki push --parallel 20" "$(kpki_push "$KPKI" "$T/b" 20)"
+b_add "bash $T/b/reset.sh" "kpki push --parallel 50" "$(kpki_push "$KPKI" "$T/b" 50)"
 if [ -n "$OLD" ]; then
-  b_cmds+=(
-    -n "old kpki push --parallel 8" "$(kpki_push "$OLD" "$T/b" 8)"
-    -n "old kpki push --parallel 20" "$(kpki_push "$OLD" "$T/b" 20)"
-  )
+  b_add "bash $T/b/reset.sh" "old kpki push --parallel 8" "$(kpki_push "$OLD" "$T/b" 8)"
+  b_add "bash $T/b/reset.sh" "old kpki push --parallel 20" "$(kpki_push "$OLD" "$T/b" 20)"
+  b_add "true" "old kpki push --parallel 8, nothing to change" "$(kpki_push "$OLD" "$T/b" 8)"
 fi
-"${HF[@]}" --runs "$RUNS_B" --prepare "bash $T/b/reset.sh" --export-json "$T/json/b.json" "${b_cmds[@]}"
+b_add "true" "kpki push --parallel 8, nothing to change" "$(kpki_push "$KPKI" "$T/b" 8)"
+"${HF[@]}" --runs "$RUNS_B" --export-json "$T/json/b.json" "${b_cmds[@]}"
 load
 
 # ---- CPU ---------------------------------------------------------------------------
 say "c. CPU time of one run each, from a reset (client: the command and its children; nodes: every process their sshds ran)"
-cpu() { # cpu <name> <dir> <workers> <command...>
-  local name=$1 d=$2 n=$3
-  shift 3
-  bash "$d/reset.sh"
+cpu() { # cpu reset|keep <name> <dir> <workers> <command...>
+  local how=$1 name=$2 d=$3 n=$4
+  shift 4
+  [ "$how" = keep ] || bash "$d/reset.sh"
   python3 - "$T/nodes/nodes" "$n" "$name" "$@" <<'PY'
 import os, resource, subprocess, sys, time
 nodes_file, n, name, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
@@ -418,16 +423,20 @@ PY
 {
   echo "| command | nodes | wall (s) | client CPU (s) | nodes' CPU (s) | total CPU (s) | CPU per node (ms) |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
-  cpu "scp per file (the guides)" "$T/a" "$N_A" bash "$T/a/scp-files.sh"
-  cpu "(ref) scp -r per node" "$T/a" "$N_A" bash "$T/a/scp-tree.sh"
-  # shellcheck disable=SC2046
-  cpu "kpki push --parallel 8" "$T/a" "$N_A" $(kpki_push "$KPKI" "$T/a" 8)
-  # shellcheck disable=SC2046
-  cpu "kpki push --parallel 8" "$T/b" "$N_B" $(kpki_push "$KPKI" "$T/b" 8)
-  if [ -n "$OLD" ]; then
-    # shellcheck disable=SC2046
-    cpu "old kpki push --parallel 8" "$T/b" "$N_B" $(kpki_push "$OLD" "$T/b" 8)
-  fi
+  cpu reset "scp per file (the guides)" "$T/a" "$N_A" bash "$T/a/scp-files.sh"
+  cpu reset "(ref) scp -r per node" "$T/a" "$N_A" bash "$T/a/scp-tree.sh"
+  for d in a b; do
+    n=$N_A
+    [ "$d" = a ] || n=$N_B
+    for bin in "$KPKI" ${OLD:+"$OLD"}; do
+      old=
+      [ "$bin" = "$KPKI" ] || old="old "
+      # shellcheck disable=SC2046
+      cpu reset "${old}kpki push --parallel 8" "$T/$d" "$n" $(kpki_push "$bin" "$T/$d" 8)
+      # shellcheck disable=SC2046
+      cpu keep "${old}kpki push --parallel 8, nothing to change" "$T/$d" "$n" $(kpki_push "$bin" "$T/$d" 8)
+    done
+  done
 } | tee "$T/cpu.md"
 
 # ---- summary -----------------------------------------------------------------------
@@ -455,9 +464,17 @@ print("| command | mean ± σ (s) | median | min | max | runs |")
 print("|---|---:|---:|---:|---:|---:|")
 for r in b:
     print(row(r, None))
+for rows in (a, b):
+    by = {r["command"]: r for r in rows}
+    for name, r in by.items():
+        new = by.get(name[len("old "):]) if name.startswith("old ") else None
+        if new:
+            ratio = r["mean"] / new["mean"]
+            err = ratio * math.hypot((r["stddev"] or 0) / r["mean"], (new["stddev"] or 0) / new["mean"])
+            print(f"old ÷ this build, {name[len('old '):]}: {ratio:.2f} ± {err:.2f}")
 base = a[0]["mean"]
 k8 = next(r for r in a if r["command"] == "kpki push --parallel 8")
-best_b = min(r["mean"] for r in b if not r["command"].startswith("old"))
+best_b = min(r["mean"] for r in b if not r["command"].startswith("old") and "nothing" not in r["command"])
 print(f"\ntarget: >= 10x faster than the scp loop ({na} nodes): {base / k8['mean']:.1f}x with --parallel 8 "
       f"({'met' if base / k8['mean'] >= 10 else 'missed'})")
 print(f"target: {nb} nodes in under 5 s: best mean {best_b:.2f} s ({'met' if best_b < 5 else 'missed'})")
