@@ -141,6 +141,7 @@ for line in sys.stdin:
 cp "$SERVER" "$T/bin/bench_nodes"
 # Copies: a rebuild by someone else during the run does not change what is measured.
 KPKI="$T/bin/kpki"
+OLD_SRC=$OLD
 if [ -n "$OLD" ]; then
   cp "$OLD" "$T/bin/kpki-old"
   OLD="$T/bin/kpki-old"
@@ -152,7 +153,7 @@ say "machine"
 {
   echo "date        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "kpki        $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?') ($("$KPKI" --version))"
-  [ -z "$OLD" ] || echo "old kpki    $OLD ($("$OLD" --version))"
+  [ -z "$OLD" ] || echo "old kpki    $OLD_SRC ($("$OLD" --version), sha256 $(sha256sum <"$OLD" | cut -c1-12))"
   echo "cpu         $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
   echo "kernel      $(uname -sr)"
   echo "openssh     $(ssh -V 2>&1)"
@@ -464,14 +465,14 @@ print("| command | mean ± σ (s) | median | min | max | runs |")
 print("|---|---:|---:|---:|---:|---:|")
 for r in b:
     print(row(r, None))
-for rows in (a, b):
+for part, rows in (("a", a), ("b", b)):
     by = {r["command"]: r for r in rows}
     for name, r in by.items():
         new = by.get(name[len("old "):]) if name.startswith("old ") else None
         if new:
             ratio = r["mean"] / new["mean"]
             err = ratio * math.hypot((r["stddev"] or 0) / r["mean"], (new["stddev"] or 0) / new["mean"])
-            print(f"old ÷ this build, {name[len('old '):]}: {ratio:.2f} ± {err:.2f}")
+            print(f"{part}: old ÷ this build, {name[len('old '):]}: {ratio:.2f} ± {err:.2f}")
 base = a[0]["mean"]
 k8 = next(r for r in a if r["command"] == "kpki push --parallel 8")
 best_b = min(r["mean"] for r in b if not r["command"].startswith("old") and "nothing" not in r["command"])
