@@ -381,9 +381,14 @@ fn leaf_rotation_rolls_member_by_member_and_loses_no_write() {
                 .into_owned();
         // A refused peer is a TLS verification error; a client that hangs up before its
         // handshake ends (the gate's and this test's probes) logs EOF, which is no refusal.
+        // etcd reloads its certificate and key on every new connection, and a push renames
+        // them one after the other: a handshake that falls between the two renames is
+        // refused with "private key does not match public key" and retried by the client
+        // (no write is lost, asserted above). That is the pair's reload, not a peer refused.
         let bad: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("rejected connection"))
+            .filter(|l| !l.contains("private key does not match public key"))
             .filter(|l| {
                 ["certificate", "x509", "tls:"]
                     .iter()

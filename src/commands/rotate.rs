@@ -100,15 +100,8 @@ fn build(
     s: &RotateSelect,
     now: OffsetDateTime,
 ) -> Result<RotationPlan> {
-    let id = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    // To the nanosecond: two rotations in one second are two rotations.
+    let id = super::push::stamp(now);
     let out = s.out.as_ref().ok_or_else(|| {
         Error::usage(
             "rotate needs the staging directory",
