@@ -699,7 +699,17 @@ fn bundles_round_trip_plain_and_encrypted() {
         "/root/worker01.bundle",
         &std::fs::read(&plain).unwrap(),
     );
-    let kpki = support::KPKI;
+    // The node's own copy of kpki: the test's binary may sit under /tmp, which is the
+    // node's own tmpfs (a CI clone in /tmp would be invisible there).
+    for n in ["worker01", "etcd01"] {
+        w.nodes.write(
+            n,
+            "/usr/local/bin/kpki",
+            &std::fs::read(support::KPKI).unwrap(),
+        );
+        w.nodes.ssh_ok(n, "chmod 0755 /usr/local/bin/kpki");
+    }
+    let kpki = "/usr/local/bin/kpki";
     w.nodes.ssh_ok(
         "worker01",
         &format!("{kpki} unbundle /root/worker01.bundle"),
