@@ -9,7 +9,7 @@ mod support;
 use std::net::Ipv4Addr;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::nodes::Nodes;
@@ -582,7 +582,6 @@ fn sigkill_at_every_journal_step_then_resume_issues_once() {
         n += 1;
     }
     assert!(n > 4, "the kill points covered the steps: {n}");
-    let _ = Mutex::new(());
 }
 
 #[test]

@@ -38,13 +38,7 @@ pub(super) fn run(g: &Global, a: &PushArgs, now: OffsetDateTime, p: &mut Printer
         .map(|g| g.endpoint)
         .collect();
     let opts = Options {
-        ssh: SshOptions {
-            program: std::env::var_os("KPKI_SSH")
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| "ssh".into(), Into::into),
-            config: a.ssh_config.clone(),
-            connect_timeout: Duration::from_secs(10),
-        },
+        ssh: SshOptions::from_env(a.ssh_config.clone()),
         parallel: usize::from(a.parallel),
         dry_run: a.dry_run,
         restart: a.restart,

@@ -263,13 +263,7 @@ fn rotate(g: &Global, a: &RotateArgs, now: OffsetDateTime, p: &mut Printer) -> R
     let keyring = super::unlock(g, &store)?;
     let out = rot.plan.out.clone();
     let opts = Options {
-        ssh: SshOptions {
-            program: std::env::var_os("KPKI_SSH")
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| "ssh".into(), Into::into),
-            config: a.deliver.ssh_config.clone(),
-            connect_timeout: StdDuration::from_secs(10),
-        },
+        ssh: SshOptions::from_env(a.deliver.ssh_config.clone()),
         parallel: usize::from(a.deliver.parallel),
         dry_run: false,
         restart: true,
@@ -302,7 +296,7 @@ fn rotate(g: &Global, a: &RotateArgs, now: OffsetDateTime, p: &mut Printer) -> R
             }
         ) {
             let order = etcd_order
-                .get_or_insert_with(|| leader_last(&rot, &steps, &inv, &out, &opts, &endpoints));
+                .get_or_insert_with(|| leader_last(&steps, &inv, &out, &opts, &endpoints));
             match order
                 .iter()
                 .copied()
@@ -365,7 +359,10 @@ fn rotate(g: &Global, a: &RotateArgs, now: OffsetDateTime, p: &mut Printer) -> R
             Err(why) => {
                 rot.record(Some(step_index), State::Failed, why.clone(), now_real())?;
                 rot.record(None, State::Failed, why.clone(), now_real())?;
-                eprintln!("error: rotation {} stopped: {why}", rot.plan.id);
+                eprintln!(
+                    "error: rotation {} stopped: {why}; hint: `kpki rotate status` shows the journal; fix the node, then `kpki rotate --resume` goes on from this step",
+                    rot.plan.id
+                );
                 return Ok(EXIT_FAILED);
             }
         }
@@ -499,7 +496,6 @@ fn job(inv: &Inventory, out: &Path, node: &str) -> Result<Job> {
 
 /// The etcd steps, followers first and the leader last.
 fn leader_last(
-    rot: &Rotation,
     steps: &[Step],
     inv: &Inventory,
     out: &Path,
@@ -528,7 +524,6 @@ fn leader_last(
         })
         .collect();
     let refs: Vec<&Job> = jobs.iter().map(|(_, j)| j).collect();
-    let _ = rot;
     match distribute::etcd_leader_of(&refs, opts, endpoints) {
         Some(l) => {
             let leader = jobs[l].0;

@@ -207,7 +207,7 @@ impl StagedTree {
     }
 
     pub(crate) fn manifest_sha256(&self) -> String {
-        sha256_hex(&self.manifest_bytes)
+        stage::sha256(&self.manifest_bytes)
     }
 }
 
@@ -237,14 +237,6 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
 }
 
 /// Parses the probe's output.
@@ -297,7 +289,7 @@ pub fn parse_probe(node: &str, out: &str) -> Result<RemoteState, DistributeError
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(rest.trim())
                     .map_err(|e| err(format!("cannot decode the node's manifest: {e}")))?;
-                st.manifest_sha256 = Some(sha256_hex(&bytes));
+                st.manifest_sha256 = Some(stage::sha256(&bytes));
                 // A node's manifest that cannot be read is ignored for removals (nothing is
                 // removed on its say) but still replaced.
                 st.manifest = serde_json::from_slice::<Manifest>(&bytes)

@@ -195,22 +195,26 @@ pub fn etcd_gate(root: &Path, all_endpoints: Vec<String>) -> Option<EtcdGate> {
 
 /// The staged `/etc/etcd/options.env` of the tree at `root`.
 pub fn etcd_env(root: &Path) -> Option<BTreeMap<String, String>> {
-    let text =
-        std::fs::read_to_string(refs::resolve(root, Path::new("/etc/etcd/options.env"))).ok()?;
-    Some(
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect(),
+    // The staged tree is read as any tree: regular files of sane size, never blocking.
+    let bytes = read_staged(root, "/etc/etcd/options.env")?;
+    Some(refs::parse_env(&String::from_utf8_lossy(&bytes)))
+}
+
+fn read_staged(root: &Path, install_path: &str) -> Option<Vec<u8>> {
+    use crate::material::file::{read_regular, Links, MAX_FILE};
+    read_regular(
+        &refs::resolve(root, Path::new(install_path)),
+        MAX_FILE,
+        Links::Follow,
     )
+    .ok()
+    .map(|b| b.to_vec())
 }
 
 /// The serial (uppercase hex, as `openssl x509 -serial` prints it) of the first
 /// certificate in the staged file at `install_path`.
 pub fn staged_serial(root: &Path, install_path: &str) -> Option<String> {
-    let bytes = std::fs::read(refs::resolve(root, Path::new(install_path))).ok()?;
+    let bytes = read_staged(root, install_path)?;
     let der = crate::pki::pem::first_cert(&bytes)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
     let hex: String = cert

@@ -605,7 +605,7 @@ mod tests {
             let o = String::from_utf8(o.stdout).unwrap();
             let f: Vec<&str> = o.split_whitespace().collect();
             let want = super::super::RemoteFile {
-                sha256: super::super::sha256_hex(&std::fs::read(p).unwrap()),
+                sha256: crate::stage::sha256(&std::fs::read(p).unwrap()),
                 mode: u32::from_str_radix(f[0], 8).unwrap(),
                 owner: f[1].to_owned(),
                 group: f[2].to_owned(),

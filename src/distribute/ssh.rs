@@ -24,6 +24,19 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
 }
 
+impl SshOptions {
+    /// The system's `ssh` (or the program `KPKI_SSH` names), with `config` as `-F`.
+    pub fn from_env(config: Option<PathBuf>) -> SshOptions {
+        SshOptions {
+            program: std::env::var_os("KPKI_SSH")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| "ssh".into(), Into::into),
+            config,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// An open master connection to one node; closed (and its process reaped) on drop.
 pub struct Session {
     opts: SshOptions,

@@ -414,7 +414,7 @@ impl Out<'_> {
 }
 
 /// `KEY=VALUE` lines of a systemd environment file.
-fn parse_env(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_env(text: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for line in text.lines() {
         let l = line.trim();

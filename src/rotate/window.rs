@@ -63,8 +63,11 @@ impl std::str::FromStr for Window {
                 let l = d.to_ascii_lowercase();
                 let w = DAYS
                     .iter()
-                    .find(|(n, _)| l.len() >= 3 && n.starts_with(&l[..3]) && l.len() <= 9)
                     .map(|(_, w)| *w)
+                    .find(|w| {
+                        let full = w.to_string().to_ascii_lowercase();
+                        l == full || l == full[..3]
+                    })
                     .ok_or_else(bad)?;
                 if !v.contains(&w) {
                     v.push(w);
@@ -204,6 +207,7 @@ mod tests {
             "Xyz 02:00-04:00 UTC",
             "Sat 25:00-04:00 UTC",
             "Sat 02:00-04:00 CET",
+            "Satxyz 02:00-04:00 UTC",
             "",
         ] {
             assert!(bad.parse::<Window>().is_err(), "{bad}");

@@ -330,7 +330,7 @@ pub fn merge(tree: &str, files: Vec<StagedFile>) -> Result<Vec<StagedFile>, Stag
     Ok(by_path.into_values().collect())
 }
 
-fn sha256(b: &[u8]) -> String {
+pub(crate) fn sha256(b: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, b)
         .as_ref()
         .iter()
